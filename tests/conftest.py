@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -40,30 +36,3 @@ def avanzada_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "avanzada-home"
     monkeypatch.setenv("AVANZADA_HOME", str(home))
     return home
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in cwd and return its output; fail loudly with its stderr."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
-    return done.stdout
-
-
-def commit_all(project: Path, message: str = "snapshot") -> None:
-    """Commit everything in project, creating the repository when needed."""
-    if not (project / ".git").exists():
-        git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "--allow-empty", "-m", message)
-
-
-def avanzada_bin() -> str:
-    """The installed console script of the venv running the tests."""
-    from sys import executable
-
-    script = Path(executable).parent / "avanzada"
-    found = str(script) if script.exists() else shutil.which("avanzada")
-    assert found, "the avanzada console script is not installed"
-    return found

@@ -1,0 +1,33 @@
+"""Small helpers the tests share (git, the installed console script)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in cwd and return its output; fail loudly with its stderr."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def commit_all(project: Path, message: str = "snapshot") -> None:
+    """Commit everything in project, creating the repository when needed."""
+    if not (project / ".git").exists():
+        git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def avanzada_bin() -> str:
+    """The installed console script of the venv running the tests."""
+    script = Path(sys.executable).parent / "avanzada"
+    found = str(script) if script.exists() else shutil.which("avanzada")
+    assert found, "the avanzada console script is not installed"
+    return found
