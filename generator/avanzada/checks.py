@@ -1,0 +1,276 @@
+"""Render, lint and test generated projects: the library behind ``avanzada check``.
+
+The same functions serve the CLI and the test suite, so "a combination works"
+means one thing everywhere: it renders, it is lint-clean (ruff, no leftover
+Jinja, no blank-line noise), and its own test suite passes in its own venv.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+from avanzada.store import TemplateStore, default_store
+
+#: Folders never scanned or linted: tool output, not rendered content.
+SKIPPED_DIRS = frozenset(
+    {".git", ".venv", "venv", "__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
+)
+
+# Jinja that survived rendering. Expressions are matched by their opening
+# (`{{ name`) or a spaced closing (`name }}`) so nested dict literals such as
+# `{"a": {"b": 1}}` do not count; statement and comment tags never occur in
+# the languages we render.
+_JINJA_LEFTOVERS = (
+    ("{{", re.compile(r"\{\{-?\s*[A-Za-z_(]")),
+    ("}}", re.compile(r"[ \t]-?\}\}")),
+    ("{%", re.compile(r"\{%")),
+    ("%}", re.compile(r"%\}")),
+    ("{#", re.compile(r"\{#-?\s")),
+)
+
+#: More consecutive blank lines than this is noise left by Jinja blocks.
+MAX_BLANK_LINES = 2
+
+#: Lines of output kept from a failed or finished suite.
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class LintFailure:
+    """One lint problem in a rendered project."""
+
+    check: str
+    path: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"[{self.check}] {where}{self.detail}"
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Outcome of a rendered project's own test suite."""
+
+    ok: bool
+    seconds: float
+    #: The step that ran last: "venv", "install" or "pytest".
+    step: str
+    #: The last lines of that step's output.
+    output: str
+
+
+def render(
+    answers: Mapping[str, Any],
+    dest: Path,
+    *,
+    template: Path | None = None,
+    vcs_ref: str | None = None,
+    store: TemplateStore | None = None,
+) -> Path:
+    """Render the template with ``answers`` (defaults for the rest) into ``dest``.
+
+    Without ``template`` the store is synced and the render uses its tag, as
+    ``avanzada new`` does. Copier's ValueError (a refused answer) propagates.
+    """
+    if template is None:
+        store = store if store is not None else default_store()
+        vcs_ref = vcs_ref if vcs_ref is not None else store.sync()
+        template = store.path
+    copier.run_copy(
+        str(template.resolve()),
+        dest,
+        data=dict(answers),
+        vcs_ref=vcs_ref,
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
+    return dest
+
+
+def find_ruff() -> str | None:
+    """The ruff binary of this environment, else the one on PATH."""
+    beside = Path(sys.executable).with_name("ruff")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("ruff")
+
+
+def lint(project: Path) -> list[LintFailure]:
+    """Lint a rendered project; an empty list means clean."""
+    failures: list[LintFailure] = []
+    ruff = find_ruff()
+    if ruff is None:
+        failures.append(LintFailure("ruff", None, "ruff is not installed"))
+    else:
+        for name, args in (
+            ("ruff check", ["check", "--no-cache", "--quiet", "."]),
+            ("ruff format", ["format", "--check", "--no-cache", "--quiet", "."]),
+        ):
+            result = subprocess.run(
+                [ruff, *args], cwd=project, capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                failures.append(LintFailure(name, None, _tail(result.stdout + result.stderr, 20)))
+    for path in iter_text_files(project):
+        failures.extend(_scan_text(project, path))
+    return failures
+
+
+def iter_text_files(project: Path) -> Iterator[Path]:
+    """Yield the project's UTF-8 text files, skipping tool folders and binaries."""
+    for dirpath, dirnames, filenames in os.walk(project):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        for filename in sorted(filenames):
+            path = Path(dirpath, filename)
+            if path.is_symlink() or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if b"\0" in data:
+                continue
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            yield path
+
+
+def _scan_text(project: Path, path: Path) -> list[LintFailure]:
+    """Leftover Jinja and runs of blank lines in one text file."""
+    rel = str(path.relative_to(project))
+    failures: list[LintFailure] = []
+    blank_run = 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        for marker, pattern in _JINJA_LEFTOVERS:
+            if pattern.search(line):
+                failures.append(
+                    LintFailure("jinja", rel, f"line {number}: leftover {marker!r}: {line.strip()}")
+                )
+                break
+        blank_run = blank_run + 1 if not line.strip() else 0
+        if blank_run == MAX_BLANK_LINES + 1:
+            failures.append(
+                LintFailure(
+                    "blank lines",
+                    rel,
+                    f"line {number}: more than {MAX_BLANK_LINES} consecutive blank lines",
+                )
+            )
+    return failures
+
+
+def rendered_python_version(project: Path) -> str | None:
+    """The ``python_version`` answer recorded in the project, if any."""
+    answers_file = project / ".copier-answers.yml"
+    try:
+        answers = yaml.safe_load(answers_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if isinstance(answers, dict) and answers.get("python_version"):
+        return str(answers["python_version"])
+    return None
+
+
+def _uv() -> str:
+    """The uv binary shipped by the ``uv`` package (a dependency of avanzada)."""
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
+
+
+def _interpreter(uv: str, env: Mapping[str, str], version: str | None) -> str:
+    """An installed interpreter for ``version``, else the one running avanzada.
+
+    Downloads stay off: a check must not depend on fetching a toolchain.
+    """
+    if version:
+        found = subprocess.run(
+            [uv, "python", "find", version],
+            env={**env, "UV_PYTHON_DOWNLOADS": "never"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    return sys.executable
+
+
+def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
+    """Create the project's own venv with uv, install it with ``[dev]``, run pytest.
+
+    ``timeout`` bounds the whole run, in seconds.
+    """
+    started = time.monotonic()
+    uv = _uv()
+    env = dict(os.environ)
+    # The caller's venv must not leak into the project's: uv and pytest would
+    # otherwise pick it up instead of the project's own .venv.
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"):
+        env.pop(name, None)
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    python = project / ".venv" / "bin" / "python"
+    steps = (
+        (
+            "venv",
+            [
+                uv,
+                "venv",
+                "--quiet",
+                "--python",
+                _interpreter(uv, env, rendered_python_version(project)),
+                ".venv",
+            ],
+        ),
+        ("install", [uv, "pip", "install", "--quiet", "--python", str(python), "-e", ".[dev]"]),
+        ("pytest", [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
+    )
+    output = ""
+    for step, command in steps:
+        remaining = timeout - (time.monotonic() - started)
+        try:
+            result = subprocess.run(
+                command,
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=max(remaining, 1.0),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            partial = expired.output if isinstance(expired.output, str) else ""
+            return SuiteResult(
+                ok=False,
+                seconds=time.monotonic() - started,
+                step=step,
+                output=_tail(partial + f"\ntimed out after {timeout:.0f} s"),
+            )
+        output = result.stdout
+        if result.returncode != 0:
+            return SuiteResult(
+                ok=False, seconds=time.monotonic() - started, step=step, output=_tail(output)
+            )
+    return SuiteResult(
+        ok=True, seconds=time.monotonic() - started, step="pytest", output=_tail(output)
+    )
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``text``, stripped."""
+    return "\n".join(text.strip().splitlines()[-lines:])
