@@ -1,0 +1,110 @@
+"""Every supported combination renders lint-clean; every unsupported one is refused.
+
+Cheap checks for all combinations (render, ruff, leftover Jinja, the files a
+feature brings and only those, the CI workflow); the expensive ones (install
+and run the project's own suite) live in test_suites.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from avanzada.checks import lint, render
+from avanzada.combinations import supported, unsupported
+from helpers import REPO_ROOT
+
+SUPPORTED = supported()
+UNSUPPORTED = unsupported()
+
+
+def copier_defaults() -> dict[str, Any]:
+    """Answers copier gives when nothing is asked, read from copier.yml itself."""
+    questions = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
+    return {
+        "features": questions["features"]["default"],
+        "scale_out": questions["scale_out"]["default"],
+        "package_name": "my_service",
+    }
+
+
+def effective(answers: dict[str, Any]) -> dict[str, Any]:
+    return {**copier_defaults(), **answers}
+
+
+def uses_redis(answers: dict[str, Any]) -> bool:
+    features = answers["features"]
+    backend = answers.get("cache_backend", answers["scale_out"])
+    return answers["scale_out"] == "redis" or ("cache" in features and backend == "redis")
+
+
+@pytest.fixture(scope="module", params=sorted(SUPPORTED), ids=str)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    name = request.param
+    dest = tmp_path_factory.mktemp(name) / "project"
+    render(SUPPORTED[name], dest, template=REPO_ROOT)
+    return name, dest
+
+
+def test_renders_lint_clean_without_jinja_leftovers(rendered: tuple) -> None:
+    name, project = rendered
+    failures = lint(project)
+    assert not failures, f"{name}:\n" + "\n".join(map(str, failures))
+
+
+def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
+    name, project = rendered
+    answers = effective(SUPPORTED[name])
+    package = project / "src" / answers["package_name"]
+    for always in ("app.py", "settings.py", "health.py", "__main__.py", "observability"):
+        assert (package / always).exists(), f"{name}: {always} missing"
+    for always in ("README.md", "pyproject.toml", ".gitignore", ".copier-answers.yml"):
+        assert (project / always).is_file(), f"{name}: {always} missing"
+    assert (project / "tests" / "conftest.py").is_file()
+    assert (package / "db").is_dir() == ("postgres" in answers["features"])
+    assert (package / "redis_client.py").is_file() == uses_redis(answers)
+
+
+def test_dependencies_follow_the_features(rendered: tuple) -> None:
+    name, project = rendered
+    answers = effective(SUPPORTED[name])
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    deps = " ".join(pyproject["project"]["dependencies"])
+    assert "fastapi" in deps and "uvicorn" in deps and "prometheus-client" in deps
+    assert ("asyncpg" in deps) == ("postgres" in answers["features"]), deps
+    assert ("redis" in deps) == uses_redis(answers), deps
+
+
+def test_answers_file_records_the_choices(rendered: tuple) -> None:
+    name, project = rendered
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for key, value in SUPPORTED[name].items():
+        if key in recorded:
+            assert recorded[key] == value, key
+    assert "uses_redis" not in recorded  # computed, never recorded
+
+
+def test_generated_ci_workflow_passes_actionlint(rendered: tuple) -> None:
+    name, project = rendered
+    actionlint = Path(sys.executable).with_name("actionlint")
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    assert workflow.is_file()
+    done = subprocess.run(
+        [str(actionlint), "-no-color", str(workflow)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
+    text = workflow.read_text()
+    assert ("postgres:" in text) == ("postgres" in effective(SUPPORTED[name])["features"])
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED), ids=str)
+def test_unsupported_combination_is_refused_with_its_reason(name: str, tmp_path: Path) -> None:
+    case = UNSUPPORTED[name]
+    with pytest.raises(ValueError, match=case.message):
+        render(case.answers, tmp_path / "project", template=REPO_ROOT)
+    assert not (tmp_path / "project" / "pyproject.toml").exists()
