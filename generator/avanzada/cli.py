@@ -45,7 +45,13 @@ from avanzada.questions import (
     UnknownFeatureError,
     load_questions,
 )
-from avanzada.store import GitMissingError, StoreError, default_store, git_executable
+from avanzada.store import (
+    GitMissingError,
+    StoreError,
+    TemplateStore,
+    default_store,
+    git_executable,
+)
 from avanzada.template_source import TemplateNotFoundError
 
 #: Exit code of bad input: unknown option values, wrong folder, refused answers.
@@ -368,7 +374,10 @@ def update(
         git_executable()
         # A project made from the store updates to what this avanzada carries;
         # one made from elsewhere (a checkout, a URL) to its source's latest tag.
-        vcs_ref = store.sync() if store.contains(recorded.get("_src_path")) else None
+        vcs_ref = None
+        if store.contains(recorded.get("_src_path")):
+            _check_base_tag(store, path, old_ref)
+            vcs_ref = store.sync()
         copier.run_update(
             path,
             data=answers,
@@ -380,6 +389,25 @@ def update(
             quiet=True,
         )
     _print_update_report(path, questions, old_ref)
+
+
+def _check_base_tag(store: TemplateStore, path: Path, old_ref: Any) -> None:
+    """Refuse to update when the store lost the tag the project was made from.
+
+    The 3-way merge diffs the old template version against the new one; without
+    the old tag copier would merge against whatever content now has that name.
+    ``v{version}`` of this avanzada is safe: the sync recreates it from the same
+    bundled template. Other tags (``+n`` snapshots, other releases) are local.
+    """
+    if not old_ref or str(old_ref) in store.tags() or str(old_ref) == f"v{__version__}":
+        return
+    fail(
+        f"the template store {store.path} has no tag {str(old_ref)!r}, the template "
+        f"version '{path}' was made from, so an update cannot tell your edits from "
+        "template changes; run `avanzada update` once with the avanzada release that "
+        "made it (it restores that tag), or regenerate with `copier recopy`",
+        EXIT_FAILURE,
+    )
 
 
 def _switch_features(
