@@ -258,6 +258,9 @@ def test_new_rejects_bad_data(tmp_path: Path) -> None:
     assert_error(["new", tmp_path / "x", "-d", "workers"], 2, "--data expects KEY=VALUE")
     assert_error(["new", tmp_path / "x", "-d", "bogus=1"], 2, "unknown question 'bogus'")
     assert_error(["new", tmp_path / "x", "-d", "workers=[1"], 2, "invalid value for 'workers'")
+    assert_error(
+        ["new", tmp_path / "x", "-d", "features=[sse, bogus]"], 2, "unknown feature 'bogus'"
+    )
     assert_error(["new", tmp_path / "x", "--all", "-f", "sse"], 2, "either --all or --feature")
     assert_error(
         ["new", tmp_path / "x", "-f", "sse", "-d", "features=[sse]"], 2, "either --feature"

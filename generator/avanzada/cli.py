@@ -177,6 +177,10 @@ def parse_data(items: Sequence[str], questions: Questions) -> dict[str, Any]:
             data[key] = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError as error:
             fail(f"invalid value for {key!r}: {' '.join(str(error).split())}")
+    features = data.get(FEATURES_QUESTION)
+    if isinstance(features, list):
+        # Same message as --feature, rather than copier's "Invalid choice".
+        _check_features([str(f) for f in features], questions)
     return data
 
 
