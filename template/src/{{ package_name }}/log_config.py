@@ -1,0 +1,97 @@
+"""Logging for the service and uvicorn: one JSON object per line, or plain text.
+
+The module is not called ``logging.py`` so it never shadows the standard
+library. ``build_log_config`` returns a ``logging.config.dictConfig`` dict that
+uvicorn applies in the supervisor and again in every worker.
+"""
+
+import logging
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from .settings import Settings
+
+# uvicorn adds a colourised copy of some messages as an extra attribute; a JSON
+# line has no use for terminal escape codes.
+_SKIPPED_ATTRS = [*RESERVED_ATTRS, "color_message"]
+
+_ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
+
+
+class AccessJsonFormatter(JsonFormatter):
+    """JSON formatter for uvicorn's access log that keeps the request as fields.
+
+    uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with the client, method, path,
+    HTTP version and status as arguments; this turns them into named fields, so
+    log queries need no text parsing.
+    """
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Add the standard fields, then the access fields when the record has them."""
+        super().add_fields(log_data, record, message_dict)
+        if isinstance(record.args, tuple) and len(record.args) == len(_ACCESS_FIELDS):
+            log_data.update(zip(_ACCESS_FIELDS, record.args, strict=True))
+
+
+def _json_formatter(factory: str) -> dict[str, Any]:
+    return {
+        "()": factory,
+        "fmt": "%(levelname)s %(name)s %(message)s",
+        "rename_fields": {"levelname": "level", "name": "logger"},
+        "timestamp": "time",
+        "reserved_attrs": _SKIPPED_ATTRS,
+    }
+
+
+def build_log_config(settings: Settings) -> dict[str, Any]:
+    """A ``dictConfig`` dict for the app's and uvicorn's loggers."""
+    level = settings.log_level.upper()
+    formatters: dict[str, dict[str, Any]]
+    if settings.log_json:
+        formatters = {
+            "default": _json_formatter("pythonjsonlogger.json.JsonFormatter"),
+            "access": _json_formatter(f"{__name__}.AccessJsonFormatter"),
+        }
+    else:
+        formatters = {
+            "default": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "%(asctime)s %(levelprefix)s %(name)s: %(message)s",
+                "use_colors": False,
+            },
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(asctime)s %(levelprefix)s %(client_addr)s - "%(request_line)s" '
+                "%(status_code)s",
+                "use_colors": False,
+            },
+        }
+    return {
+        "version": 1,
+        # Loggers created at import time (the app's modules) must keep working.
+        "disable_existing_loggers": False,
+        "formatters": formatters,
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
+        },
+        # Everything else (this service, asyncpg, redis) goes through the root logger.
+        "root": {"handlers": ["default"], "level": level},
+    }

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, process and system gauges, the optional profiler."""
