@@ -42,9 +42,9 @@ def older_template(tmp_path: Path) -> Path:
     shutil.copy2(REPO_ROOT / "copier.yml", root / "copier.yml")
     shutil.copytree(REPO_ROOT / "template", root / "template")
     readme = root / "template" / "README.md.jinja"
-    lines = readme.read_text().splitlines(keepends=True)
-    assert lines[0].startswith("# {{ project_name }}"), "README must open with the project name"
-    readme.write_text(OLD_TITLE + "\n" + "".join(lines[1:]))
+    title = "# {{ project_name }}\n"
+    assert title in readme.read_text(), "the README opens with the project name"
+    readme.write_text(readme.read_text().replace(title, OLD_TITLE + "\n", 1))
     shutil.rmtree(root / "template" / ".github")
     (root / "template" / "DROPPED.md").write_text("This file left the template.\n")
     return root
