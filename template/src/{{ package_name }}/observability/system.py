@@ -8,8 +8,9 @@ psutil's module-level ones, which any other caller (or another thread) would
 reset.
 
 With several uvicorn workers the process figures cover the whole service: the
-supervisor and every worker. A scrape reaches one worker, and reporting only
-that one would make the numbers jump between scrapes.
+supervisor and all its child processes (the workers and multiprocessing's
+resource tracker). A scrape reaches one worker, and reporting only that one
+would make the numbers jump between scrapes.
 """
 
 import multiprocessing
@@ -99,7 +100,7 @@ class SystemCollector:
             "service_process_resident_memory_bytes": f"Resident memory of {scope}, in bytes.",
             "service_process_threads": f"Threads of {scope}.",
             "service_process_open_fds": f"Open file descriptors of {scope}.",
-            "service_processes": "Processes of the service (supervisor and workers, or 1).",
+            "service_processes": "Processes of the service: 1, or the supervisor and its children.",
             "service_system_cpu_percent": (
                 "CPU busy on the machine since the previous scrape, in percent of all cores."
             ),
