@@ -58,6 +58,7 @@ _UNSUPPORTED: dict[str, Unsupported] = {
         {"package_name": "fastapi"}, "would shadow a Python keyword or a dependency"
     ),
     "bad-slug": Unsupported({"project_slug": "My Service"}, "is not a valid slug"),
+    "package-name-too-long": Unsupported({"package_name": "p" * 41}, "is too long"),
     "unknown-feature": Unsupported(
         {"features": ["bogus"]}, "Invalid choice for 'features': 'bogus' is not in"
     ),
