@@ -68,6 +68,14 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (project / "tests" / "conftest.py").is_file()
     assert (package / "db").is_dir() == ("postgres" in answers["features"])
     assert (package / "redis_client.py").is_file() == uses_redis(answers)
+    docker, nginx = "docker" in answers["features"], "nginx" in answers["features"]
+    for docker_file in ("Dockerfile", "compose.yaml", ".dockerignore", "tests/test_docker.py"):
+        assert (project / docker_file).is_file() == docker, f"{name}: {docker_file}"
+    for nginx_file in ("deploy/nginx/nginx.conf", "deploy/nginx/upstreams.conf"):
+        assert (project / nginx_file).is_file() == nginx, f"{name}: {nginx_file}"
+    assert (project / "tests" / "test_nginx.py").is_file() == nginx
+    compose_upstreams = project / "deploy" / "nginx" / "upstreams.compose.conf"
+    assert compose_upstreams.is_file() == (docker and nginx)
 
 
 def test_dependencies_follow_the_features(rendered: tuple) -> None:
@@ -100,6 +108,29 @@ def test_generated_ci_workflow_passes_actionlint(rendered: tuple) -> None:
     assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
     text = workflow.read_text()
     assert ("postgres:" in text) == ("postgres" in effective(SUPPORTED[name])["features"])
+
+
+def test_dockerfile_passes_hadolint(rendered: tuple) -> None:
+    name, project = rendered
+    if not (project / "Dockerfile").is_file():
+        pytest.skip("no Docker feature in this combination")
+    hadolint = Path(sys.executable).with_name("hadolint")
+    done = subprocess.run(
+        [str(hadolint), "--no-color", str(project / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
+
+
+def test_nginx_upstreams_follow_the_answer(rendered: tuple) -> None:
+    name, project = rendered
+    upstreams = project / "deploy" / "nginx" / "upstreams.conf"
+    if not upstreams.is_file():
+        pytest.skip("no nginx feature in this combination")
+    servers = [line for line in upstreams.read_text().splitlines() if line.startswith("server ")]
+    assert len(servers) == SUPPORTED[name].get("nginx_upstreams", 1)
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED), ids=str)
