@@ -1,0 +1,7 @@
+"""WebSocket rooms: ``WS /ws/{room}``, publishing over HTTP, fan-out between processes."""
+
+from .lifecycle import open_rooms
+from .manager import InvalidRoomError, MessageTooLargeError, Rooms
+from .routes import router
+
+__all__ = ["InvalidRoomError", "MessageTooLargeError", "Rooms", "open_rooms", "router"]

@@ -1,0 +1,318 @@
+"""Rooms and their members: bounded outbound queues, one writer per member, eviction.
+
+Broadcast encodes a frame once and appends it to each member's queue without
+awaiting anyone; each member's own writer task sends its queue in order. A
+member whose queue would exceed its bound (frames or bytes), or whose current
+send has been blocked longer than the write timeout, is evicted: removed from
+its room at once and closed with 4008. The others never wait for it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .bus import Bus
+from .metrics import RoomMetrics
+from .protocol import CLOSE_TOO_SLOW, batch_frame, is_valid_room, message_frame
+
+logger = logging.getLogger(__name__)
+
+SendText = Callable[[str], Awaitable[None]]
+
+
+class RoomFullError(Exception):
+    """The room already has its maximum number of members."""
+
+
+class InvalidRoomError(ValueError):
+    """The room name does not match ``[A-Za-z0-9_.-]{1,64}``."""
+
+
+class MessageTooLargeError(ValueError):
+    """The encoded frame is larger than a member's outbound queue may hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of every member and room (from the settings)."""
+
+    max_members: int
+    queue_max_messages: int
+    queue_max_bytes: int
+    write_timeout: float
+
+
+class Member:
+    """One WebSocket connection in one room, with its outbound queue and writer."""
+
+    __slots__ = (
+        "_bytes",
+        "_limits",
+        "_queue",
+        "_send",
+        "_sent",
+        "_wakeup",
+        "close_code",
+        "close_reason",
+        "room",
+        "send_started",
+        "writer",
+    )
+
+    def __init__(self, room: str, send: SendText, limits: Limits) -> None:
+        """A member of ``room`` whose frames go out through ``send``."""
+        self.room = room
+        self._send = send
+        self._limits = limits
+        self._queue: deque[str] = deque()
+        self._bytes = 0
+        self._wakeup: asyncio.Future[None] | None = None
+        self._sent: Callable[[int], None] = _ignore
+        self.writer: asyncio.Task[None] | None = None
+        self.send_started: float | None = None
+        """Monotonic time the send in progress began; ``None`` while idle."""
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Frames and bytes waiting in the outbound queue."""
+        return len(self._queue), self._bytes
+
+    def offer(self, frame: str) -> bool:
+        """Queue ``frame`` without waiting; ``False`` if that would exceed a bound."""
+        limits = self._limits
+        if (
+            len(self._queue) >= limits.queue_max_messages
+            or self._bytes + len(frame) > limits.queue_max_bytes
+        ):
+            return False
+        self._queue.append(frame)
+        self._bytes += len(frame)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        return True
+
+    def start_writer(self, on_sent: Callable[[int], None]) -> asyncio.Task[None]:
+        """Start the one task that sends this member's frames, in order."""
+        self._sent = on_sent
+        self.writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.room}")
+        return self.writer
+
+    def stop(self, code: int, reason: str) -> None:
+        """Stop writing (also mid-send) and remember how the connection should close."""
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._queue.clear()
+        self._bytes = 0
+        if self.writer is not None:
+            self.writer.cancel()
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        send = self._send
+        while True:
+            if not queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            count = 0
+            # Drain what is queued in one go: one wake-up for many frames.
+            while queue:
+                frame = queue.popleft()
+                self._bytes -= len(frame)
+                self.send_started = time.monotonic()
+                await send(frame)
+                count += 1
+            self.send_started = None
+            self._sent(count)
+
+
+def _ignore(count: int) -> None:
+    pass
+
+
+class Batcher:
+    """Per-room batches, flushed at ``size`` frames or after ``max_wait`` seconds.
+
+    The timed flush is a timer callback, not a task, so flushing never cancels
+    the code that runs it (the seed's batcher lost every timed batch that way).
+    """
+
+    def __init__(self, size: int, max_wait: float, flush: Callable[[str, str], None]) -> None:
+        """Batch frames per room and hand each batch frame to ``flush(room, frame)``."""
+        self._size = size
+        self._max_wait = max_wait
+        self._flush = flush
+        self._pending: dict[str, list[str]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def add(self, room: str, frame: str) -> None:
+        """Add one message frame to the room's batch."""
+        pending = self._pending.setdefault(room, [])
+        pending.append(frame)
+        if len(pending) >= self._size:
+            self.flush(room)
+        elif room not in self._timers:
+            loop = asyncio.get_running_loop()
+            self._timers[room] = loop.call_later(self._max_wait, self.flush, room)
+
+    def flush(self, room: str) -> None:
+        """Send the room's batch now (nothing if it is empty)."""
+        timer = self._timers.pop(room, None)
+        if timer is not None:
+            timer.cancel()
+        frames = self._pending.pop(room, None)
+        if frames:
+            self._flush(room, batch_frame(frames))
+
+    def flush_all(self) -> None:
+        """Send every pending batch (on shutdown)."""
+        for room in list(self._pending):
+            self.flush(room)
+
+
+class Rooms:
+    """The rooms of this process; ``app.state.rooms``.
+
+    ``publish`` is the one way in: WebSocket members, ``POST
+    /rooms/{room}/messages`` and server-side code (a task) all call it, and
+    with Redis scale-out it reaches the members on every worker.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        limits: Limits,
+        metrics: RoomMetrics,
+        *,
+        batching: tuple[int, float] | None = None,
+    ) -> None:
+        """Rooms that publish through ``bus``; ``batching`` is ``(size, max_wait)`` or off."""
+        self._bus = bus
+        self.limits = limits
+        self._metrics = metrics
+        self._members: dict[str, set[Member]] = {}
+        self._batcher = Batcher(*batching, self._fan_out) if batching is not None else None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to the bus and start watching for stuck writes."""
+        await self._bus.start(self._deliver)
+        self._sweeper = asyncio.create_task(self._sweep(), name="rooms-write-timeouts")
+
+    async def stop(self) -> None:
+        """Flush batches, stop every writer and the bus."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._batcher is not None:
+            self._batcher.flush_all()
+        await self._bus.stop()
+
+    # Membership
+
+    def count(self, room: str) -> int:
+        """Members of ``room`` connected to this process."""
+        return len(self._members.get(room, ()))
+
+    @property
+    def total(self) -> int:
+        """Members of every room connected to this process."""
+        return sum(len(members) for members in self._members.values())
+
+    def join(self, room: str, send: SendText) -> Member:
+        """Add a member to ``room`` (``RoomFullError`` at capacity) and start its writer."""
+        members = self._members.setdefault(room, set())
+        if len(members) >= self.limits.max_members:
+            if not members:
+                del self._members[room]
+            raise RoomFullError(room)
+        member = Member(room, send, self.limits)
+        members.add(member)
+        self._metrics.connections.inc()
+        member.start_writer(self._metrics.messages_out.inc)
+        return member
+
+    def leave(self, member: Member) -> None:
+        """Remove ``member`` (idempotent); an empty room is forgotten."""
+        members = self._members.get(member.room)
+        if members is None or member not in members:
+            return
+        members.discard(member)
+        if not members:
+            del self._members[member.room]
+        self._metrics.connections.dec()
+
+    def evict(self, member: Member, reason: str) -> None:
+        """Drop a member that does not keep up: out of its room now, closed with 4008."""
+        if member.close_code is not None:
+            return
+        logger.warning("evicting a room member", extra={"room": member.room, "reason": reason})
+        self._metrics.evictions.labels(reason).inc()
+        self.leave(member)
+        member.stop(CLOSE_TOO_SLOW, "Too slow: " + reason.replace("_", " "))
+
+    # Messages
+
+    async def publish(self, room: str, data: Any) -> None:
+        """Send ``data`` to every member of ``room``, on every worker.
+
+        Raises ``InvalidRoomError`` for a bad room name, ``TypeError`` or
+        ``ValueError`` for data JSON cannot carry, ``MessageTooLargeError``
+        when the frame could never fit a member's queue.
+        """
+        if not is_valid_room(room):
+            raise InvalidRoomError(room)
+        frame = message_frame(room, data)
+        if len(frame) > self.limits.queue_max_bytes:
+            raise MessageTooLargeError(
+                f"the message is {len(frame)} bytes encoded; at most "
+                f"{self.limits.queue_max_bytes} fit a member's queue"
+            )
+        self._metrics.messages_in.inc()
+        await self._bus.publish(room, frame)
+
+    def _deliver(self, room: str, frame: str) -> None:
+        # Called by the bus for every frame that reaches this process.
+        if room not in self._members:
+            return
+        if self._batcher is not None:
+            self._batcher.add(room, frame)
+        else:
+            self._fan_out(room, frame)
+
+    def _fan_out(self, room: str, frame: str) -> None:
+        members = self._members.get(room)
+        if not members:
+            return
+        started = time.perf_counter()
+        # A copy: evicting changes the set while we walk it.
+        for member in tuple(members):
+            if not member.offer(frame):
+                self.evict(member, "queue_full")
+        self._metrics.broadcast_seconds.observe(time.perf_counter() - started)
+
+    async def _sweep(self) -> None:
+        # One task for all members, instead of a timer around every send.
+        timeout = self.limits.write_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 4, 1.0))
+            deadline = time.monotonic() - timeout
+            for members in list(self._members.values()):
+                for member in tuple(members):
+                    started = member.send_started
+                    if started is not None and started < deadline:
+                        self.evict(member, "write_timeout")
