@@ -76,6 +76,14 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (project / "tests" / "test_nginx.py").is_file() == nginx
     compose_upstreams = project / "deploy" / "nginx" / "upstreams.compose.conf"
     assert compose_upstreams.is_file() == (docker and nginx)
+    sse = "sse" in answers["features"]
+    sse_on_redis = sse and answers["scale_out"] == "redis"
+    for sse_file in ("__init__.py", "hub.py", "memory.py", "model.py", "metrics.py", "routes.py"):
+        assert (package / "events" / sse_file).is_file() == sse, f"{name}: events/{sse_file}"
+    assert (package / "events" / "redis_stream.py").is_file() == sse_on_redis
+    for sse_test in ("sse_client.py", "test_sse.py"):
+        assert (project / "tests" / sse_test).is_file() == sse, f"{name}: tests/{sse_test}"
+    assert (project / "tests" / "test_sse_redis.py").is_file() == sse_on_redis
 
 
 def test_dependencies_follow_the_features(rendered: tuple) -> None:

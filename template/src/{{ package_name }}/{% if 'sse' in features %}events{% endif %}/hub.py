@@ -1,0 +1,187 @@
+"""Fan-out to connected clients, each with a bounded queue.
+
+A publish encodes its event once; fan-out appends those same bytes to every
+matching client's queue without awaiting anything, so a slow client can never
+hold up the others. A client whose queue is full is evicted: its stream is
+cancelled at once, even while it is stuck writing to a socket nobody reads.
+"""
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from .metrics import EventMetrics
+from .model import Event, EventId, check_type, encode_data, resync_frame
+
+logger = logging.getLogger(__name__)
+
+
+class EventTooLarge(ValueError):
+    """The event's data is over the configured size limit."""
+
+
+class HistoryUnavailable(Exception):
+    """The history store (Redis) did not answer."""
+
+
+class Subscriber:
+    """One connected client: its topics and its queue of encoded frames."""
+
+    __slots__ = ("_pending", "_wake", "cancel_scope", "evicted", "limit", "topics")
+
+    def __init__(self, topics: frozenset[str] | None, limit: int) -> None:
+        """A client receiving ``topics`` (all when ``None``), ``limit`` frames queued at most."""
+        self.topics = topics
+        self.limit = limit
+        self.evicted = False
+        self.cancel_scope: anyio.CancelScope | None = None
+        self._pending: list[bytes] = []
+        self._wake = asyncio.Event()
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue a frame; ``False`` when the queue is full."""
+        if len(self._pending) >= self.limit:
+            return False
+        self._pending.append(frame)
+        self._wake.set()
+        return True
+
+    async def take(self) -> list[bytes]:
+        """Every queued frame, waiting until there is one; ``[]`` once evicted."""
+        while not self._pending and not self.evicted:
+            self._wake.clear()
+            await self._wake.wait()
+        if self.evicted:
+            return []
+        frames, self._pending = self._pending, []
+        return frames
+
+    def evict(self) -> None:
+        """Stop this client's stream, wherever it is waiting."""
+        self.evicted = True
+        self._pending = []
+        self._wake.set()
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A new client: frames to send first (replay or resync), then its live queue."""
+
+    subscriber: Subscriber
+    opening: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    """Events after an id; ``gap`` when history no longer reaches that id."""
+
+    epoch: str
+    events: list[Event]
+    gap: bool
+
+
+class EventHub(ABC):
+    """Publish events, keep their history, stream them to subscribers.
+
+    ``app.state.events`` is one of these; ``publish`` is the one call other
+    components need.
+    """
+
+    def __init__(self, metrics: EventMetrics, client_queue_size: int, max_event_bytes: int) -> None:
+        """Shared state of every backend."""
+        self.metrics = metrics
+        self._client_queue_size = client_queue_size
+        self._max_event_bytes = max_event_bytes
+        self._subscribers: set[Subscriber] = set()
+
+    @property
+    def clients(self) -> int:
+        """Clients connected to this process now."""
+        return len(self._subscribers)
+
+    async def publish(self, event_type: str, data: Any) -> str:
+        """Publish an event to every client (and history); return its id.
+
+        ``ValueError`` for an invalid type or data that is not JSON (``EventTooLarge``
+        when it is too large); ``HistoryUnavailable`` when Redis does not answer.
+        """
+        data_json = encode_data(data)
+        if len(data_json.encode()) > self._max_event_bytes:
+            raise EventTooLarge(f"event data is larger than {self._max_event_bytes} bytes")
+        event_id = await self._append(check_type(event_type), data_json)
+        self.metrics.published.inc()
+        return event_id
+
+    @abstractmethod
+    async def _append(self, event_type: str, data_json: str) -> str:
+        """Store the event in history (and deliver it); return its id."""
+
+    @abstractmethod
+    async def subscribe(
+        self, last_event_id: EventId | None, topics: frozenset[str] | None
+    ) -> Subscription:
+        """Register a client; replay what it missed after ``last_event_id``."""
+
+    @abstractmethod
+    async def history(self, after: EventId | None, limit: int) -> HistoryPage:
+        """Up to ``limit`` events after ``after`` (the oldest kept when ``None``)."""
+
+    def _new_subscriber(self, topics: frozenset[str] | None) -> Subscriber:
+        subscriber = Subscriber(topics, self._client_queue_size)
+        self._subscribers.add(subscriber)
+        self.metrics.clients.inc()
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Forget a client (idempotent: disconnect and eviction may both call it)."""
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            self.metrics.clients.dec()
+
+    def _fan_out(self, event: Event) -> None:
+        # The hot path: no await, no per-client encoding.
+        frame = event.frame
+        overflowing = []
+        for subscriber in self._subscribers:
+            topics = subscriber.topics
+            if (topics is None or event.type in topics) and not subscriber.offer(frame):
+                overflowing.append(subscriber)
+        for subscriber in overflowing:
+            self._evict(subscriber)
+
+    def _fan_out_frame(self, frame: bytes) -> None:
+        overflowing = [s for s in self._subscribers if not s.offer(frame)]
+        for subscriber in overflowing:
+            self._evict(subscriber)
+
+    def _evict(self, subscriber: Subscriber) -> None:
+        self.unsubscribe(subscriber)
+        subscriber.evict()
+        self.metrics.evictions.inc()
+        logger.warning("evicted a slow SSE client (queue of %d events full)", subscriber.limit)
+
+    def _opening(
+        self,
+        subscriber: Subscriber,
+        last_event_id: EventId | None,
+        replay: list[Event] | None,
+        current_id: str,
+        reason: str,
+    ) -> Subscription:
+        """The frames a new client gets first: its replay, or one resync event."""
+        if last_event_id is None:
+            return Subscription(subscriber)
+        if replay is None:
+            self.metrics.resyncs.inc()
+            return Subscription(subscriber, [resync_frame(current_id, reason, str(last_event_id))])
+        self.metrics.replays.inc()
+        topics = subscriber.topics
+        return Subscription(
+            subscriber, [e.frame for e in replay if topics is None or e.type in topics]
+        )
