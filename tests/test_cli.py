@@ -711,3 +711,11 @@ def test_lint_passes_a_clean_project(tmp_path: Path) -> None:
     project.mkdir()
     (project / "main.py").write_text('"""Clean."""\n\nVALUE = {"a": {"b": 1}}\n')
     assert checks.lint(project) == []
+
+
+def test_lint_flags_a_heading_glued_to_the_previous_line(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# Title\n\nLast words.## Tests\n\n| a | b # C |\n")
+    failures = [f for f in checks.lint(tmp_path) if f.check == "markdown"]
+    assert [(f.path, f.detail) for f in failures] == [
+        ("README.md", "line 3: heading glued on: Last words.## Tests")
+    ]

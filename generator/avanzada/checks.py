@@ -40,6 +40,10 @@ _JINJA_LEFTOVERS = (
     ("{#", re.compile(r"\{#-?\s")),
 )
 
+#: A Markdown heading glued to the end of the previous line, as whitespace
+#: control that eats one newline too many leaves it ("...code.## Tests").
+_GLUED_HEADING = re.compile(r"[^\s#`|]#{1,6} [A-Z]")
+
 #: More consecutive blank lines than this is noise left by Jinja blocks.
 MAX_BLANK_LINES = 2
 
@@ -154,6 +158,7 @@ def _scan_text(project: Path, path: Path) -> list[LintFailure]:
     failures: list[LintFailure] = []
     blank_run = 0
     lines = path.read_text(encoding="utf-8").splitlines()
+    markdown = path.suffix == ".md"
     for number, line in enumerate(lines, start=1):
         for marker, pattern in _JINJA_LEFTOVERS:
             if pattern.search(line):
@@ -161,6 +166,10 @@ def _scan_text(project: Path, path: Path) -> list[LintFailure]:
                     LintFailure("jinja", rel, f"line {number}: leftover {marker!r}: {line.strip()}")
                 )
                 break
+        if markdown and _GLUED_HEADING.search(line):
+            failures.append(
+                LintFailure("markdown", rel, f"line {number}: heading glued on: {line.strip()}")
+            )
         blank_run = blank_run + 1 if not line.strip() else 0
         if blank_run == MAX_BLANK_LINES + 1:
             failures.append(
