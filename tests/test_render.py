@@ -68,6 +68,16 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (project / "tests" / "conftest.py").is_file()
     assert (package / "db").is_dir() == ("postgres" in answers["features"])
     assert (package / "redis_client.py").is_file() == uses_redis(answers)
+    cache = "cache" in answers["features"]
+    cache_on_redis = cache and answers.get("cache_backend", answers["scale_out"]) == "redis"
+    assert (package / "cache").is_dir() == cache
+    assert (package / "cache" / "memory.py").is_file() == cache
+    assert (package / "cache" / "redis_backend.py").is_file() == cache_on_redis
+    assert (project / "tests" / "test_cache.py").is_file() == cache
+    postgres = "postgres" in answers["features"]
+    assert (package / "items.py").is_file() == postgres
+    assert (package / "db" / "sql" / "0001_items.sql").is_file() == postgres
+    assert (project / "tests" / "test_items.py").is_file() == postgres
     docker, nginx = "docker" in answers["features"], "nginx" in answers["features"]
     for docker_file in ("Dockerfile", "compose.yaml", ".dockerignore", "tests/test_docker.py"):
         assert (project / docker_file).is_file() == docker, f"{name}: {docker_file}"

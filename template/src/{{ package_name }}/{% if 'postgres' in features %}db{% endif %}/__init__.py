@@ -1,5 +1,6 @@
-"""PostgreSQL access: the asyncpg pool and its lifecycle."""
+"""PostgreSQL access: the asyncpg pool and its lifecycle, errors, schema migrations."""
 
-from .pool import Database, DatabaseUnavailableError, open_database
+from .errors import DatabaseUnavailableError, PoolExhaustedError
+from .pool import Database, open_database
 
-__all__ = ["Database", "DatabaseUnavailableError", "open_database"]
+__all__ = ["Database", "DatabaseUnavailableError", "PoolExhaustedError", "open_database"]

@@ -14,12 +14,14 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import asyncpg
 from asyncpg.pool import Pool, PoolConnectionProxy
 
 from ..health import ReadinessChecks
 from ..settings import Settings
+from .errors import DatabaseUnavailableError, PoolExhaustedError
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,10 @@ _RETRY_INTERVAL = 1.0
 """Seconds between two attempts to create the pool while PostgreSQL is down."""
 
 
-class DatabaseUnavailableError(RuntimeError):
-    """No pool could be created: PostgreSQL did not accept connections."""
+IsolationLevel = Literal["read_committed", "read_uncommitted", "serializable", "repeatable_read"]
+
+_CONNECTION_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+"""Errors that mean the server went away or cannot take this connection now."""
 
 
 class Database:
@@ -99,9 +103,44 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
-        """Borrow a connection, waiting at most ``db_acquire_timeout`` for a free one."""
+        """Borrow a connection, waiting at most ``db_acquire_timeout`` for a free one.
+
+        Raises ``PoolExhaustedError`` when none was free in time (the request
+        gets a 503 instead of queueing forever), and ``DatabaseUnavailableError``
+        when PostgreSQL is unreachable or a query outlives ``db_command_timeout``.
+        """
         pool = await self.pool()
-        async with pool.acquire(timeout=self._settings.db_acquire_timeout) as connection:
+        timeout = self._settings.db_acquire_timeout
+        try:
+            connection = await pool.acquire(timeout=timeout)
+        except TimeoutError as exc:
+            raise PoolExhaustedError(f"no pooled connection was free within {timeout:g} s") from exc
+        except _CONNECTION_LOST as exc:
+            raise DatabaseUnavailableError(
+                f"cannot connect to PostgreSQL: {_describe(exc)}"
+            ) from exc
+        try:
+            yield connection
+        except TimeoutError as exc:
+            raise DatabaseUnavailableError(
+                f"a query ran longer than {self._settings.db_command_timeout:g} s"
+            ) from exc
+        except _CONNECTION_LOST as exc:
+            raise DatabaseUnavailableError(
+                f"lost the PostgreSQL connection: {_describe(exc)}"
+            ) from exc
+        finally:
+            await pool.release(connection)
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, isolation: IsolationLevel | None = None, readonly: bool = False
+    ) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+        """Borrow a connection inside a transaction: committed on exit, rolled back on error."""
+        async with (
+            self.connection() as connection,
+            connection.transaction(isolation=isolation, readonly=readonly),
+        ):
             yield connection
 
     async def check(self) -> None:
