@@ -68,6 +68,17 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (project / "tests" / "conftest.py").is_file()
     assert (package / "db").is_dir() == ("postgres" in answers["features"])
     assert (package / "redis_client.py").is_file() == uses_redis(answers)
+    queue = "queue" in answers["features"]
+    queue_on_redis = queue and answers["scale_out"] == "redis"
+    assert (package / "tasks").is_dir() == queue
+    for tasks_file in ("registry.py", "memory.py", "batch.py", "routes.py", "examples.py"):
+        assert (package / "tasks" / tasks_file).is_file() == queue, f"{name}: {tasks_file}"
+    assert (package / "tasks" / "redis_queue.py").is_file() == queue_on_redis
+    assert (package / "tasks" / "worker.py").is_file() == queue_on_redis
+    with_postgres = queue and "postgres" in answers["features"]
+    assert (package / "tasks" / "copy_sink.py").is_file() == with_postgres
+    for test_file in ("test_tasks.py", "test_tasks_queue.py", "test_batch.py"):
+        assert (project / "tests" / test_file).is_file() == queue, f"{name}: {test_file}"
     cache = "cache" in answers["features"]
     cache_on_redis = cache and answers.get("cache_backend", answers["scale_out"]) == "redis"
     assert (package / "cache").is_dir() == cache
@@ -104,6 +115,8 @@ def test_dependencies_follow_the_features(rendered: tuple) -> None:
     assert "fastapi" in deps and "uvicorn" in deps and "prometheus-client" in deps
     assert ("asyncpg" in deps) == ("postgres" in answers["features"]), deps
     assert ("redis" in deps) == uses_redis(answers), deps
+    queue_on_redis = "queue" in answers["features"] and answers["scale_out"] == "redis"
+    assert ("streaq" in deps) == queue_on_redis, deps
 
 
 def test_answers_file_records_the_choices(rendered: tuple) -> None:

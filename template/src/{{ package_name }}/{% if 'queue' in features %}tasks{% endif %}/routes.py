@@ -1,0 +1,125 @@
+"""HTTP API of the queue: list task names, enqueue a task, read its state."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from pydantic import BaseModel, Field
+
+from .base import QueueClosedError, QueueFullError, QueueUnavailableError, TaskQueue, TaskState
+from .registry import Priority, UnknownTaskError
+
+router = APIRouter(tags=["tasks"])
+
+PriorityName = Literal["urgent", "high", "normal", "low"]
+
+
+class TaskRequest(BaseModel):
+    """A call to enqueue: a registered task name, its arguments and a priority."""
+
+    name: str = Field(min_length=1, max_length=200)
+    args: list[Any] | dict[str, Any] = Field(
+        default_factory=list,
+        description="Positional arguments (a list) or keyword arguments (an object).",
+    )
+    priority: PriorityName = "normal"
+
+
+class TaskAccepted(BaseModel):
+    """The id to poll ``GET /tasks/{id}`` with."""
+
+    id: str
+
+
+class TaskStatus(BaseModel):
+    """A task's state and, once finished, its result or error."""
+
+    id: str
+    name: str
+    priority: PriorityName
+    state: TaskState
+    attempts: int
+    result: Any = None
+    error: str | None = None
+    started_at: float | None = Field(default=None, description="Unix time of the first start.")
+    finished_at: float | None = Field(default=None, description="Unix time it finished.")
+    worker: str | None = Field(default=None, description="Worker process that ran it (Redis).")
+
+
+class TaskNames(BaseModel):
+    """Registered task names."""
+
+    tasks: list[str]
+
+
+def _queue(request: Request) -> TaskQueue:
+    queue: TaskQueue = request.app.state.tasks
+    return queue
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    # The shape FastAPI uses for its own validation errors.
+    return HTTPException(
+        status_code=422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    )
+
+
+@router.get("/tasks", summary="Registered task names")
+async def list_tasks(request: Request) -> TaskNames:
+    """The names ``POST /tasks`` accepts."""
+    return TaskNames(tasks=_queue(request).names)
+
+
+@router.post(
+    "/tasks",
+    status_code=202,
+    summary="Enqueue a task",
+    responses={503: {"description": "The queue is full, shutting down or unreachable."}},
+)
+async def enqueue_task(body: TaskRequest, request: Request) -> TaskAccepted:
+    """Queue ``name(*args)`` (or ``name(**args)``) at ``priority``."""
+    queue = _queue(request)
+    args, kwargs = (body.args, {}) if isinstance(body.args, list) else ([], body.args)
+    try:
+        task_id = await queue.enqueue(body.name, args, kwargs, Priority[body.priority.upper()])
+    except UnknownTaskError as exc:
+        raise _unprocessable("name", str(exc)) from None
+    except TypeError as exc:
+        raise _unprocessable("args", f"arguments do not fit task {body.name!r}: {exc}") from None
+    except (QueueClosedError, QueueFullError, QueueUnavailableError) as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    return TaskAccepted(id=task_id)
+
+
+@router.get(
+    "/tasks/{task_id}",
+    summary="A task's state",
+    responses={
+        404: {"description": "Unknown task id."},
+        503: {"description": "The queue is unreachable."},
+    },
+)
+async def get_task(
+    task_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    request: Request,
+) -> TaskStatus:
+    """State (``queued``, ``running``, ``retrying``, ``succeeded``, ``failed``, ``cancelled``)."""
+    try:
+        view = await _queue(request).get(task_id)
+    except QueueUnavailableError as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    if view is None:
+        raise HTTPException(
+            status_code=404, detail=f"no task with id {task_id!r} (unknown or expired)"
+        )
+    return TaskStatus(
+        id=view.id,
+        name=view.name,
+        priority=view.priority,
+        state=view.state,
+        attempts=view.attempts,
+        result=view.result,
+        error=view.error,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        worker=view.worker,
+    )
