@@ -105,6 +105,15 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     for sse_test in ("sse_client.py", "test_sse.py"):
         assert (project / "tests" / sse_test).is_file() == sse, f"{name}: tests/{sse_test}"
     assert (project / "tests" / "test_sse_redis.py").is_file() == sse_on_redis
+    rooms = "rooms" in answers["features"]
+    rooms_on_redis = rooms and answers["scale_out"] == "redis"
+    for rooms_file in ("__init__.py", "bus.py", "lifecycle.py", "manager.py", "protocol.py"):
+        assert (package / "rooms" / rooms_file).is_file() == rooms, f"{name}: rooms/{rooms_file}"
+    for rooms_file in ("metrics.py", "routes.py"):
+        assert (package / "rooms" / rooms_file).is_file() == rooms, f"{name}: rooms/{rooms_file}"
+    assert (package / "rooms" / "redis_bus.py").is_file() == rooms_on_redis
+    assert (project / "tests" / "test_rooms.py").is_file() == rooms
+    assert (project / "tests" / "test_rooms_redis.py").is_file() == rooms_on_redis
 
 
 def test_dependencies_follow_the_features(rendered: tuple) -> None:

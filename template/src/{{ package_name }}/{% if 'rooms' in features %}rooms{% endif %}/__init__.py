@@ -2,6 +2,13 @@
 
 from .lifecycle import open_rooms
 from .manager import InvalidRoomError, MessageTooLargeError, Rooms
-from .routes import router
+from .routes import RawSendMiddleware, router
 
-__all__ = ["InvalidRoomError", "MessageTooLargeError", "Rooms", "open_rooms", "router"]
+__all__ = [
+    "InvalidRoomError",
+    "MessageTooLargeError",
+    "RawSendMiddleware",
+    "Rooms",
+    "open_rooms",
+    "router",
+]

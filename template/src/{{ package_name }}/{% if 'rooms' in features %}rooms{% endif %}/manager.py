@@ -12,9 +12,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .bus import Bus
 from .metrics import RoomMetrics
@@ -22,7 +22,16 @@ from .protocol import CLOSE_TOO_SLOW, batch_frame, is_valid_room, message_frame
 
 logger = logging.getLogger(__name__)
 
-SendText = Callable[[str], Awaitable[None]]
+Message = dict[str, Any]
+"""An ASGI ``websocket.send`` message; one dict per frame, shared by every member."""
+
+Send = Callable[[Message], Coroutine[Any, Any, None]]
+"""The connection's ASGI ``send``."""
+
+
+def send_message(frame: str) -> Message:
+    """The ASGI message that sends ``frame`` as a text frame."""
+    return {"type": "websocket.send", "text": frame}
 
 
 class RoomFullError(Exception):
@@ -47,11 +56,31 @@ class Limits:
     write_timeout: float
 
 
+# What ``Member.offer`` did with a frame.
+SENT: Final = 1
+"""Written to the connection at once."""
+QUEUED: Final = 0
+"""Left for the member's writer task."""
+OVERFLOW: Final = -1
+"""Refused: the queue would exceed its bound; the member must be evicted."""
+
+
 class Member:
-    """One WebSocket connection in one room, with its outbound queue and writer."""
+    """One WebSocket connection in one room, with its outbound queue and writer.
+
+    While the writer is idle and the queue empty, ``offer`` starts the send
+    itself: an ASGI send to a connection whose socket accepts the bytes
+    completes without suspending, so most frames go out with no task switch
+    (measured in ``bench/rooms.py``: about a third less server CPU per delivery).
+    A send that has to wait (the client is not reading) is handed over,
+    suspended as it is, to the writer, which finishes it; frames offered
+    meanwhile queue behind it, so order is kept and the broadcaster never waits.
+    """
 
     __slots__ = (
         "_bytes",
+        "_handed_over",
+        "_idle",
         "_limits",
         "_queue",
         "_send",
@@ -64,14 +93,16 @@ class Member:
         "writer",
     )
 
-    def __init__(self, room: str, send: SendText, limits: Limits) -> None:
+    def __init__(self, room: str, send: Send, limits: Limits) -> None:
         """A member of ``room`` whose frames go out through ``send``."""
         self.room = room
         self._send = send
         self._limits = limits
-        self._queue: deque[str] = deque()
+        self._queue: deque[Message] = deque()
         self._bytes = 0
         self._wakeup: asyncio.Future[None] | None = None
+        self._idle = False
+        self._handed_over: _Resume | None = None
         self._sent: Callable[[int], None] = _ignore
         self.writer: asyncio.Task[None] | None = None
         self.send_started: float | None = None
@@ -84,20 +115,41 @@ class Member:
         """Frames and bytes waiting in the outbound queue."""
         return len(self._queue), self._bytes
 
-    def offer(self, frame: str) -> bool:
-        """Queue ``frame`` without waiting; ``False`` if that would exceed a bound."""
+    def offer(self, message: Message) -> int:
+        """Send or queue ``message`` without waiting: ``SENT``, ``QUEUED`` or ``OVERFLOW``."""
+        size = len(message["text"])
+        if self._idle:
+            self._idle = False
+            coroutine = self._send(message)
+            try:
+                waiting_on = coroutine.send(None)
+            except StopIteration:
+                self._idle = True
+                return SENT
+            except Exception:
+                # The connection is gone; the writer's next send says so and ends.
+                self._queue.append(message)
+                self._bytes += size
+            else:
+                self._handed_over = _Resume(coroutine, waiting_on)
+                self.send_started = time.monotonic()
+            self._wake()
+            return QUEUED
         limits = self._limits
         if (
             len(self._queue) >= limits.queue_max_messages
-            or self._bytes + len(frame) > limits.queue_max_bytes
+            or self._bytes + size > limits.queue_max_bytes
         ):
-            return False
-        self._queue.append(frame)
-        self._bytes += len(frame)
+            return OVERFLOW
+        self._queue.append(message)
+        self._bytes += size
+        self._wake()
+        return QUEUED
+
+    def _wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
-        return True
 
     def start_writer(self, on_sent: Callable[[int], None]) -> asyncio.Task[None]:
         """Start the one task that sends this member's frames, in order."""
@@ -110,6 +162,7 @@ class Member:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+        self._idle = False
         self._queue.clear()
         self._bytes = 0
         if self.writer is not None:
@@ -119,26 +172,75 @@ class Member:
         loop = asyncio.get_running_loop()
         queue = self._queue
         send = self._send
-        while True:
-            if not queue:
-                self._wakeup = loop.create_future()
-                await self._wakeup
-                self._wakeup = None
-                continue
-            count = 0
-            # Drain what is queued in one go: one wake-up for many frames.
-            while queue:
-                frame = queue.popleft()
-                self._bytes -= len(frame)
-                self.send_started = time.monotonic()
-                await send(frame)
-                count += 1
-            self.send_started = None
-            self._sent(count)
+        try:
+            while True:
+                handed_over = self._handed_over
+                if handed_over is not None:
+                    self._handed_over = None
+                    await handed_over
+                    self._sent(1)
+                if not queue:
+                    self.send_started = None
+                    self._wakeup = loop.create_future()
+                    self._idle = True
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                count = 0
+                # Drain what is queued in one go: one wake-up for many frames.
+                while queue:
+                    message = queue.popleft()
+                    self._bytes -= len(message["text"])
+                    self.send_started = time.monotonic()
+                    await send(message)
+                    count += 1
+                self._sent(count)
+        finally:
+            self._idle = False
+            if self._handed_over is not None:
+                self._handed_over.close()
 
 
 def _ignore(count: int) -> None:
     pass
+
+
+class _Resume:
+    """Await a coroutine that was started elsewhere and suspended on ``waiting_on``.
+
+    ``yield from`` for a coroutine past its first step: every value the task
+    sends or throws in goes on to the coroutine, so cancellation and timeouts
+    reach the suspended send as usual.
+    """
+
+    __slots__ = ("_coroutine", "_waiting_on")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coroutine, value = self._coroutine, self._waiting_on
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:
+                try:
+                    value = coroutine.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coroutine.send(sent)
+                except StopIteration:
+                    return
+
+    def close(self) -> None:
+        """Abandon the send (the writer is stopping before it awaited it)."""
+        self._coroutine.close()
 
 
 class Batcher:
@@ -233,7 +335,7 @@ class Rooms:
         """Members of every room connected to this process."""
         return sum(len(members) for members in self._members.values())
 
-    def join(self, room: str, send: SendText) -> Member:
+    def join(self, room: str, send: Send) -> Member:
         """Add a member to ``room`` (``RoomFullError`` at capacity) and start its writer."""
         members = self._members.setdefault(room, set())
         if len(members) >= self.limits.max_members:
@@ -299,10 +401,17 @@ class Rooms:
         if not members:
             return
         started = time.perf_counter()
+        sent = 0
+        message = send_message(frame)
         # A copy: evicting changes the set while we walk it.
         for member in tuple(members):
-            if not member.offer(frame):
+            outcome = member.offer(message)
+            if outcome == SENT:
+                sent += 1
+            elif outcome == OVERFLOW:
                 self.evict(member, "queue_full")
+        if sent:
+            self._metrics.messages_out.inc(sent)
         self._metrics.broadcast_seconds.observe(time.perf_counter() - started)
 
     async def _sweep(self) -> None:

@@ -8,9 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, WebSocket
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from .manager import Member, MessageTooLargeError, RoomFullError, Rooms
+from .manager import (
+    OVERFLOW,
+    Member,
+    MessageTooLargeError,
+    RoomFullError,
+    Rooms,
+    send_message,
+)
 from .metrics import RoomMetrics
 from .protocol import (
     CLOSE_IDLE,
@@ -25,6 +33,28 @@ from .protocol import (
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["rooms"])
+
+RAW_SEND_KEY = "rooms.raw_send"
+
+
+class RawSendMiddleware:
+    """Record the server's ASGI ``send`` of each WebSocket connection in its scope.
+
+    Pure ASGI; it changes nothing else. Broadcast frames then go straight to
+    the server instead of through the framework's per-message checks and
+    wrappers (``bench/rooms.py`` measures the difference).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the connection on, with its send recorded for WebSockets."""
+        if scope["type"] == "websocket":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
 
 RoomName = Annotated[
     str, Path(pattern=ROOM_NAME_PATTERN, description="1 to 64 of A-Z a-z 0-9 _ . -")
@@ -78,7 +108,9 @@ async def room_socket(websocket: WebSocket, room: str) -> None:
     settings = websocket.app.state.settings
     await websocket.accept()
     try:
-        member = rooms.join(room, websocket.send_text)
+        # The server's own ASGI send when RawSendMiddleware recorded it: the
+        # framework's wrappers around it cost more than the write itself.
+        member = rooms.join(room, websocket.scope.get(RAW_SEND_KEY, websocket.send))
     except RoomFullError:
         await websocket.close(CLOSE_ROOM_FULL, "Room is full")
         return
@@ -135,7 +167,8 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms) -> None
         if problem is not None:
             metrics.rejected.labels(problem.code).inc()
             # Through the member's queue: the writer stays the only sender.
-            if not member.offer(error_frame(problem.code, problem.detail)):
+            reply = send_message(error_frame(problem.code, problem.detail))
+            if member.offer(reply) == OVERFLOW:
                 rooms.evict(member, "queue_full")
 
 
