@@ -31,23 +31,29 @@ Run:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import psutil
-from avanzada.checks import render
+# Run as `python bench/sse.py`, this directory comes first on sys.path, where a
+# sibling script named like a stdlib module (bench/queue.py) would shadow it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from avanzada.checks import render  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -304,8 +310,10 @@ def start_service(python: Path, work: Path, package: str) -> Server:
 
 def start_app(python: Path, work: Path, module: str, name: str, stream_path: str) -> Server:
     port = free_port()
+    # A copy in the work directory: bench/ itself holds scripts named like stdlib modules.
+    shutil.copy(BENCH / f"{module}.py", work / f"{module}.py")
     command = [
-        str(python), "-m", "uvicorn", f"{module}:app", "--app-dir", str(BENCH),
+        str(python), "-m", "uvicorn", f"{module}:app", "--app-dir", str(work),
         "--port", str(port), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=work, env=clean_env())
