@@ -212,7 +212,8 @@ def main() -> None:
                     process.terminate()
                     process.wait(10)
                 throughput[label] = done / args.seconds
-                print(f"GET /items/{{id}} {label:>8}: {done / args.seconds:8.0f} req/s ({errors} errors)")
+                rate = done / args.seconds
+                print(f"GET /items/{{id}} {label:>8}: {rate:8.0f} req/s ({errors} errors)")
             ratio = throughput["cached"] / throughput["uncached"]
             print(f"cached / uncached throughput: {ratio:.2f}x")
 

@@ -1,6 +1,6 @@
 """The service the queue benchmark drives: the rendered app plus bench-only routes.
 
-Run by bench/queue.py as ``python queue_server.py <package> <port>``. It
+Run by bench/task_queue.py as ``python queue_server.py <package> <port>``. It
 registers two benchmark tasks in the app's own registry, adds ``/bench/*``
 routes, and serves the app with uvicorn. The baseline is the seed's
 ``PriorityTaskManager`` (bench/queue_seed.py) in the same process, measured
@@ -9,23 +9,19 @@ by the same routes.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
+import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-# bench/queue.py would shadow the standard library's queue module.
+import uvicorn
+from fastapi import FastAPI
+
 BENCH = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH]
-
-import asyncio  # noqa: E402
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import uvicorn  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-
 _spec = importlib.util.spec_from_file_location("queue_seed", BENCH / "queue_seed.py")
 assert _spec is not None and _spec.loader is not None
 queue_seed = importlib.util.module_from_spec(_spec)

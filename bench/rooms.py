@@ -26,14 +26,6 @@ Run:
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/ holds scripts, not a package: keep its folder off the import path so a
-# sibling script (bench/queue.py) cannot shadow a standard module.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import asyncio
 import base64
@@ -42,10 +34,12 @@ import os
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 from avanzada.checks import render

@@ -31,29 +31,24 @@ Run:
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# Run as `python bench/sse.py`, this directory comes first on sys.path, where a
-# sibling script named like a stdlib module (bench/queue.py) would shadow it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import httpx  # noqa: E402
-import psutil  # noqa: E402
-from avanzada.checks import render  # noqa: E402
+import httpx
+import psutil
+from avanzada.checks import render
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent

@@ -15,28 +15,22 @@ service, behind the same routes:
 
 Run from the repository root (Redis on 127.0.0.1:6379):
 
-    .venv/bin/python bench/queue.py [--burst 100000] [--redis-burst 2000]
+    .venv/bin/python bench/task_queue.py [--burst 100000] [--redis-burst 2000]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named queue.py, like the standard library module: when run as a
-# script its folder comes first on sys.path and would shadow it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import os
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
