@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 import asyncpg
 import httpx
 from avanzada.checks import render
+from loadkit import free_port
 from redis.asyncio import Redis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,12 +42,6 @@ ANSWERS = {"features": ["cache", "postgres"], "cache_backend": "redis", "package
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PREFIX = PACKAGE.upper() + "_"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def env_for(project: Path, **settings: str) -> dict[str, str]:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import psutil
 from avanzada.checks import render
+from loadkit import Tally, free_port, wait_listening
 from websockets.frames import Frame, Opcode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,40 +118,7 @@ REFERENCE_SERVER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # Clients
-
-
-@dataclass
-class Tally:
-    """Frames received by a group of clients; wakes a waiter at a target."""
-
-    total: int = 0
-    target: int = 0
-    waiter: asyncio.Future[None] | None = None
-
-    def add(self, count: int) -> None:
-        self.total += count
-        if self.waiter is not None and self.total >= self.target and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def reach(self, target: int, timeout: float) -> bool:
-        """Wait until ``total >= target``; False on timeout."""
-        if self.total >= target:
-            return True
-        self.target = target
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self.waiter, timeout)
-        except TimeoutError:
-            return False
-        return True
 
 
 @dataclass
@@ -294,18 +262,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    sys.exit(f"nothing listens on {port}")
 
 
 def start(name: str, python: Path, work: Path, project: Path, **settings: str) -> Server:

@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from pathlib import Path
 import httpx
 import psutil
 from avanzada.checks import render
+from loadkit import Tally, free_port, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -57,40 +57,7 @@ WINDOW = 4
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # Clients
-
-
-@dataclass
-class Tally:
-    """Events received by a group of clients; wakes a waiter at a target."""
-
-    total: int = 0
-    target: int = 0
-    waiter: asyncio.Future[None] | None = None
-
-    def add(self, count: int) -> None:
-        self.total += count
-        if self.waiter is not None and self.total >= self.target and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def reach(self, target: int, timeout: float) -> bool:
-        """Wait until ``total >= target``; False on timeout."""
-        if self.total >= target:
-            return True
-        self.target = target
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self.waiter, timeout)
-        except TimeoutError:
-            return False
-        return True
 
 
 @dataclass
@@ -256,18 +223,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    sys.exit(f"nothing listens on {port}")
 
 
 def _metric_clients(http: httpx.Client) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,16 +34,11 @@ from typing import Any
 
 import httpx
 from avanzada.checks import _uv, render
+from loadkit import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 MEMORY, ON_REDIS = "bench_queue_mem", "bench_queue_redis"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(work: Path) -> tuple[str, dict[str, Path]]:

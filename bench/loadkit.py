@@ -1,0 +1,56 @@
+"""Helpers the benchmark scripts share: ports, waiting for a server, counting deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Return once something accepts on ``port``; exit the benchmark if ``process`` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"nothing listens on {port}")
+
+
+@dataclass
+class Tally:
+    """Deliveries counted by a group of clients; wakes a waiter at a target."""
+
+    total: int = 0
+    target: int = 0
+    waiter: asyncio.Future[None] | None = None
+
+    def add(self, count: int) -> None:
+        self.total += count
+        if self.waiter is not None and self.total >= self.target and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def reach(self, target: int, timeout: float) -> bool:
+        """Wait until ``total >= target``; False on timeout."""
+        if self.total >= target:
+            return True
+        self.target = target
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self.waiter, timeout)
+        except TimeoutError:
+            return False
+        return True
