@@ -114,6 +114,9 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (package / "rooms" / "redis_bus.py").is_file() == rooms_on_redis
     assert (project / "tests" / "test_rooms.py").is_file() == rooms
     assert (project / "tests" / "test_rooms_redis.py").is_file() == rooms_on_redis
+    # The SIGTERM hook exists for long-lived connections; the shutdown test always.
+    assert (package / "shutdown.py").is_file() == (rooms or sse)
+    assert (project / "tests" / "test_shutdown.py").is_file()
 
 
 def test_dependencies_follow_the_features(rendered: tuple) -> None:

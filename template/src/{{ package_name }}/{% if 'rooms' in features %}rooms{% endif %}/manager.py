@@ -16,9 +16,9 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .bus import Bus, MemberCounts
+from .bus import Bus
 from .metrics import RoomMetrics
-from .protocol import CLOSE_TOO_SLOW, batch_frame, is_valid_room, message_frame
+from .protocol import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, batch_frame, is_valid_room, message_frame
 
 logger = logging.getLogger(__name__)
 
@@ -298,27 +298,23 @@ class Rooms:
         metrics: RoomMetrics,
         *,
         batching: tuple[int, float] | None = None,
-        counts: MemberCounts | None = None,
     ) -> None:
-        """Rooms that publish through ``bus``; ``batching`` is ``(size, max_wait)`` or off.
-
-        ``counts`` shares the member counts with the other processes (Redis).
-        """
+        """Rooms that publish through ``bus``; ``batching`` is ``(size, max_wait)`` or off."""
         self._bus = bus
-        self.counts = counts
         self.limits = limits
         self._metrics = metrics
         self._members: dict[str, set[Member]] = {}
         self._batcher = Batcher(*batching, self._fan_out) if batching is not None else None
         self._sweeper: asyncio.Task[None] | None = None
+        self._going_away = False
+        self._closing: set[Member] = set()
+        self._all_closed = asyncio.Event()
 
     # Lifecycle
 
     async def start(self) -> None:
         """Subscribe to the bus and start watching for stuck writes."""
         await self._bus.start(self._deliver)
-        if self.counts is not None:
-            await self.counts.start(self.count)
         self._sweeper = asyncio.create_task(self._sweep(), name="rooms-write-timeouts")
 
     async def stop(self) -> None:
@@ -329,29 +325,34 @@ class Rooms:
                 await self._sweeper
         if self._batcher is not None:
             self._batcher.flush_all()
-        if self.counts is not None:
-            await self.counts.stop()
         await self._bus.stop()
+
+    async def go_away(self) -> None:
+        """Close every member with 1001 (server shutting down); return once they are closed.
+
+        A member joining from now on is closed the same way at once.
+        """
+        self._going_away = True
+        members = [member for members in self._members.values() for member in members]
+        for member in members:
+            member.stop(CLOSE_GOING_AWAY, "Server shutting down")
+        self._closing.update(members)
+        logger.info("closing room members", extra={"members": len(members)})
+        if self._closing:
+            await self._all_closed.wait()
+
+    def closed(self, member: Member) -> None:
+        """The connection's handler is done with ``member`` (its close frame is out)."""
+        if member in self._closing:
+            self._closing.discard(member)
+            if not self._closing:
+                self._all_closed.set()
 
     # Membership
 
     def count(self, room: str) -> int:
         """Members of ``room`` connected to this process."""
         return len(self._members.get(room, ()))
-
-    async def count_everywhere(self, room: str) -> tuple[int, bool]:
-        """Members of ``room`` on every worker and ``True``; or only here and ``False``.
-
-        Without shared counts (in memory), or while Redis does not answer, the
-        count is this process's alone.
-        """
-        local = self.count(room)
-        if self.counts is None:
-            return local, False
-        total = await self.counts.total(room, local)
-        if total is None:
-            return local, False
-        return total, True
 
     @property
     def total(self) -> int:
@@ -367,10 +368,10 @@ class Rooms:
             raise RoomFullError(room)
         member = Member(room, send, self.limits)
         members.add(member)
-        if self.counts is not None:
-            self.counts.changed(room)
         self._metrics.connections.inc()
         member.start_writer(self._metrics.messages_out.inc)
+        if self._going_away:
+            member.stop(CLOSE_GOING_AWAY, "Server shutting down")
         return member
 
     def leave(self, member: Member) -> None:
@@ -381,8 +382,6 @@ class Rooms:
         members.discard(member)
         if not members:
             del self._members[member.room]
-        if self.counts is not None:
-            self.counts.changed(member.room)
         self._metrics.connections.dec()
 
     def evict(self, member: Member, reason: str) -> None:

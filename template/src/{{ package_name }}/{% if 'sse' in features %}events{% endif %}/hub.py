@@ -31,13 +31,14 @@ class HistoryUnavailable(Exception):
 class Subscriber:
     """One connected client: its topics and its queue of encoded frames."""
 
-    __slots__ = ("_pending", "_wake", "cancel_scope", "evicted", "limit", "topics")
+    __slots__ = ("_pending", "_wake", "cancel_scope", "ended", "evicted", "limit", "topics")
 
     def __init__(self, topics: frozenset[str] | None, limit: int) -> None:
         """A client receiving ``topics`` (all when ``None``), ``limit`` frames queued at most."""
         self.topics = topics
         self.limit = limit
         self.evicted = False
+        self.ended = False
         self.cancel_scope: anyio.CancelScope | None = None
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
@@ -51,14 +52,19 @@ class Subscriber:
         return True
 
     async def take(self) -> list[bytes]:
-        """Every queued frame, waiting until there is one; ``[]`` once evicted."""
-        while not self._pending and not self.evicted:
+        """Every queued frame, waiting until there is one; ``[]`` once evicted or ended."""
+        while not self._pending and not self.evicted and not self.ended:
             self._wake.clear()
             await self._wake.wait()
         if self.evicted:
             return []
         frames, self._pending = self._pending, []
         return frames
+
+    def end(self) -> None:
+        """End this client's stream cleanly once its queued frames are sent."""
+        self.ended = True
+        self._wake.set()
 
     def evict(self) -> None:
         """Stop this client's stream, wherever it is waiting."""
@@ -99,6 +105,8 @@ class EventHub(ABC):
         self._client_queue_size = client_queue_size
         self._max_event_bytes = max_event_bytes
         self._subscribers: set[Subscriber] = set()
+        self._ending = False
+        self._all_ended = asyncio.Event()
 
     @property
     def clients(self) -> int:
@@ -136,13 +144,30 @@ class EventHub(ABC):
         subscriber = Subscriber(topics, self._client_queue_size)
         self._subscribers.add(subscriber)
         self.metrics.clients.inc()
+        if self._ending:
+            subscriber.end()
         return subscriber
+
+    async def end_streams(self) -> None:
+        """End every client's stream after what is queued (server shutting down).
+
+        Returns once they have ended; a stream opened from now on ends after its
+        opening frames. Clients reconnect (to another instance) with ``Last-Event-ID``.
+        """
+        self._ending = True
+        for subscriber in self._subscribers:
+            subscriber.end()
+        logger.info("ending event streams", extra={"clients": len(self._subscribers)})
+        if self._subscribers:
+            await self._all_ended.wait()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a client (idempotent: disconnect and eviction may both call it)."""
         if subscriber in self._subscribers:
             self._subscribers.discard(subscriber)
             self.metrics.clients.dec()
+            if self._ending and not self._subscribers:
+                self._all_ended.set()
 
     def _fan_out(self, event: Event) -> None:
         # The hot path: no await, no per-client encoding.
