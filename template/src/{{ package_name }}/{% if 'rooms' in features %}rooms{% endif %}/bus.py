@@ -48,3 +48,23 @@ class MemoryBus:
     async def stop(self) -> None:
         """Drop frames published from now on."""
         self._deliver = None
+
+
+class MemberCounts(Protocol):
+    """Member counts shared between processes (with Redis scale-out)."""
+
+    def changed(self, room: str) -> None:
+        """This process's member count of ``room`` changed; share it soon."""
+        ...
+
+    async def start(self, count_of: Callable[[str], int]) -> None:
+        """Begin sharing; ``count_of(room)`` is this process's member count."""
+        ...
+
+    async def stop(self) -> None:
+        """Withdraw this process's counts and stop sharing."""
+        ...
+
+    async def total(self, room: str, local: int) -> int | None:
+        """Members of ``room`` on every live process; ``None`` when that cannot be known."""
+        ...

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .bus import Bus
+from .bus import Bus, MemberCounts
 from .metrics import RoomMetrics
 from .protocol import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, batch_frame, is_valid_room, message_frame
 
@@ -298,9 +298,14 @@ class Rooms:
         metrics: RoomMetrics,
         *,
         batching: tuple[int, float] | None = None,
+        counts: MemberCounts | None = None,
     ) -> None:
-        """Rooms that publish through ``bus``; ``batching`` is ``(size, max_wait)`` or off."""
+        """Rooms that publish through ``bus``; ``batching`` is ``(size, max_wait)`` or off.
+
+        ``counts`` shares the member counts with the other processes (Redis).
+        """
         self._bus = bus
+        self.counts = counts
         self.limits = limits
         self._metrics = metrics
         self._members: dict[str, set[Member]] = {}
@@ -315,6 +320,8 @@ class Rooms:
     async def start(self) -> None:
         """Subscribe to the bus and start watching for stuck writes."""
         await self._bus.start(self._deliver)
+        if self.counts is not None:
+            await self.counts.start(self.count)
         self._sweeper = asyncio.create_task(self._sweep(), name="rooms-write-timeouts")
 
     async def stop(self) -> None:
@@ -325,6 +332,8 @@ class Rooms:
                 await self._sweeper
         if self._batcher is not None:
             self._batcher.flush_all()
+        if self.counts is not None:
+            await self.counts.stop()
         await self._bus.stop()
 
     async def go_away(self) -> None:
@@ -354,6 +363,20 @@ class Rooms:
         """Members of ``room`` connected to this process."""
         return len(self._members.get(room, ()))
 
+    async def count_everywhere(self, room: str) -> tuple[int, bool]:
+        """Members of ``room`` on every worker and ``True``; or only here and ``False``.
+
+        Without shared counts (in memory), or while Redis does not answer, the
+        count is this process's alone.
+        """
+        local = self.count(room)
+        if self.counts is None:
+            return local, False
+        total = await self.counts.total(room, local)
+        if total is None:
+            return local, False
+        return total, True
+
     @property
     def total(self) -> int:
         """Members of every room connected to this process."""
@@ -368,6 +391,8 @@ class Rooms:
             raise RoomFullError(room)
         member = Member(room, send, self.limits)
         members.add(member)
+        if self.counts is not None:
+            self.counts.changed(room)
         self._metrics.connections.inc()
         member.start_writer(self._metrics.messages_out.inc)
         if self._going_away:
@@ -382,6 +407,8 @@ class Rooms:
         members.discard(member)
         if not members:
             del self._members[member.room]
+        if self.counts is not None:
+            self.counts.changed(member.room)
         self._metrics.connections.dec()
 
     def evict(self, member: Member, reason: str) -> None:

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, WebSocket
 from pydantic import BaseModel
@@ -68,10 +68,12 @@ class PublishRequest(BaseModel):
 
 
 class RoomInfo(BaseModel):
-    """Members of a room connected to the process that answers."""
+    """Members of a room: on every worker (``scope: cluster``) or on this one (``local``)."""
 
     room: str
     members: int
+    local_members: int
+    scope: Literal["cluster", "local"]
 
 
 class RateLimiter:
@@ -201,6 +203,16 @@ async def publish_message(room: RoomName, body: PublishRequest, request: Request
 
 @router.get("/rooms/{room}", summary="Members of a room")
 async def room_info(room: RoomName, request: Request) -> RoomInfo:
-    """How many members ``room`` has on the process that answers."""
+    """How many members ``room`` has: on every worker with Redis, else on this process.
+
+    ``scope`` says which: ``cluster`` (every live worker) or ``local`` (in
+    memory, or while Redis does not answer); ``local_members`` is this process's.
+    """
     rooms: Rooms = request.app.state.rooms
-    return RoomInfo(room=room, members=rooms.count(room))
+    members, everywhere = await rooms.count_everywhere(room)
+    return RoomInfo(
+        room=room,
+        members=members,
+        local_members=rooms.count(room),
+        scope="cluster" if everywhere else "local",
+    )
