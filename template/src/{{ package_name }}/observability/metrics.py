@@ -55,13 +55,14 @@ class Metrics:
         self.multiprocess_dir = multiprocess_dir()
         self.registry = CollectorRegistry()
         if self.multiprocess_dir is None:
-            owner: CollectorRegistry | None = self.registry
+            self.owner: CollectorRegistry | None = self.registry
             ProcessCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         else:
             # In multiprocess mode the values go to the shared files whatever the
             # registry; /metrics reads all workers' files through the collector.
-            owner = None
+            # Every metric, the features' too, registers on ``owner``.
+            self.owner = None
             _remove_files_of_dead_processes(self.multiprocess_dir)
             multiprocess.MultiProcessCollector(self.registry, path=self.multiprocess_dir)
             # ProcessCollector and GCCollector would describe only the worker that
@@ -71,17 +72,19 @@ class Metrics:
         self.registry.register(self.system)
 
         labels = ("method", "route", "status")
-        self.requests = Counter("http_requests", "HTTP requests handled.", labels, registry=owner)
+        self.requests = Counter(
+            "http_requests", "HTTP requests handled.", labels, registry=self.owner
+        )
         self.duration = Histogram(
             "http_request_duration_seconds",
             "Time from receiving an HTTP request to the end of its response.",
             labels,
-            registry=owner,
+            registry=self.owner,
         )
         self.in_progress = Gauge(
             "http_requests_in_progress",
             "HTTP requests being handled now.",
-            registry=owner,
+            registry=self.owner,
             # Sum over live workers: a dead worker's requests are no longer in progress.
             multiprocess_mode="livesum",
         )

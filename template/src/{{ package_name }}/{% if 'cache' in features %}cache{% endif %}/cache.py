@@ -52,7 +52,7 @@ class CacheMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         """Register on ``metrics.registry`` (shared files when several workers run)."""
-        owner = None if metrics.multiprocess_dir is not None else metrics.registry
+        owner = metrics.owner
         self.lookups = Counter(
             "cache_lookups",
             "Cache lookups by result (hit or miss); name is the cached function or resource.",

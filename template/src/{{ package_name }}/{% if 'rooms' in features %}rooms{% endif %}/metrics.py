@@ -16,9 +16,7 @@ class RoomMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         """Register the room metrics with ``metrics`` (shared files with several workers)."""
-        # In multiprocess mode the values live in the shared files and the
-        # app's registry reads them through its collector.
-        owner = metrics.registry if metrics.multiprocess_dir is None else None
+        owner = metrics.owner
         self.connections = Gauge(
             "rooms_connections",
             "WebSocket members connected now.",

@@ -5,7 +5,7 @@ shared files instead and ``/metrics`` adds up every worker; the client gauge
 then sums live workers only.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import Counter, Gauge
 
 from ..observability.metrics import Metrics
 
@@ -15,9 +15,7 @@ class EventMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         """Create the metrics in ``metrics``' registry (or its shared files)."""
-        registry: CollectorRegistry | None = (
-            metrics.registry if metrics.multiprocess_dir is None else None
-        )
+        registry = metrics.owner
         self.clients = Gauge(
             "sse_clients",
             "SSE clients connected now.",
