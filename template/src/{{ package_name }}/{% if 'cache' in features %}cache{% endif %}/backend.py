@@ -1,7 +1,24 @@
-"""What a cache backend provides: bytes in, bytes out, prefix deletes, a fill lock."""
+"""What a cache backend provides: bytes in, bytes out, prefix deletes, fill leases."""
 
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+
+class FillLease(Protocol):
+    """The right to store the value one fill computes for one key.
+
+    A delete or an invalidation that reaches the key while the value is being
+    computed revokes the lease, so a value read from the database before a
+    write committed can never land in the cache after that write's
+    invalidation (the cache-aside stale-write race).
+    """
+
+    won: bool
+    """False when waiting for another process's fill timed out: compute, but do not store."""
+
+    async def store(self, value: bytes, ttl: float | None) -> bool:
+        """Store ``value`` unless the lease was revoked; return whether it was stored."""
+        ...
 
 
 class Backend(Protocol):
@@ -21,21 +38,21 @@ class Backend(Protocol):
         ...
 
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        """Store ``value`` for ``ttl`` seconds (``None``: until evicted)."""
+        """Store ``value`` for ``ttl`` seconds (``None``: until evicted); revokes fill leases."""
         ...
 
     async def delete(self, *keys: str) -> int:
-        """Remove these keys; return how many existed."""
+        """Remove these keys and revoke their fill leases; return how many keys existed."""
         ...
 
     async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key that starts with ``prefix``; return how many."""
+        """Remove every key that starts with ``prefix`` and revoke their leases; return how many."""
         ...
 
     async def ping(self) -> None:
         """Return when the backend answers; raise otherwise."""
         ...
 
-    def fill_lock(self, key: str) -> AbstractAsyncContextManager[bool]:
-        """Hold the lock that lets one process compute ``key``; yields whether it was won."""
+    def fill_lease(self, key: str) -> AbstractAsyncContextManager[FillLease]:
+        """Hold the lease that lets one process compute and store ``key`` (a lock when shared)."""
         ...

@@ -10,6 +10,11 @@
 - A missing key is computed once: concurrent callers in this process share one
   computation (single flight); with a shared backend (Redis) a lock makes
   callers in other processes wait for that result rather than compute it again.
+- A computed value is stored only if its key was not written, deleted or
+  invalidated while it was computed (the backend revokes the fill's lease), and
+  callers that arrive after such an invalidation start a new computation
+  instead of joining the old one. So a read that loaded the row before a write
+  committed cannot put the old row back after the write invalidated it.
 - ``None`` is cached too, for ``negative_ttl`` seconds.
 - When the backend fails, calls still answer, computed and uncached; the
   backend is then left alone for ``retry_interval`` seconds, so an outage costs
@@ -62,6 +67,12 @@ class CacheMetrics:
         self.fills = Counter(
             "cache_fills",
             "Values computed because they were missing (one per single-flight group).",
+            ("name",),
+            registry=owner,
+        )
+        self.discarded = Counter(
+            "cache_fills_discarded",
+            "Computed values not stored: their key was written or invalidated meanwhile.",
             ("name",),
             registry=owner,
         )
@@ -120,6 +131,7 @@ class Cache:
         self._retry_interval = retry_interval
         self._metrics = metrics
         self._inflight: dict[str, asyncio.Task[Any]] = {}
+        """Fills running now, by key; the callers of a key await its task."""
         self._bypass_until = -1.0
         self._failing = False
 
@@ -137,17 +149,31 @@ class Cache:
         return default if value is _MISSING else value
 
     async def set(self, key: str, value: object, ttl: float | None = None) -> None:
-        """Store ``value`` as JSON for ``ttl`` s (default TTL; the negative TTL for ``None``)."""
-        await self._write(key, value, ttl)
+        """Store ``value`` as JSON for ``ttl`` s (default TTL; the negative TTL for ``None``).
+
+        A fill of ``key`` running meanwhile will not overwrite it.
+        """
+        data = encode(value)
+        self._forget_fills(lambda inflight: inflight == key)
+        await self._guard("set", self.backend.set(key, data, self._ttl_for(value, ttl)))
 
     async def delete(self, *keys: str) -> int:
-        """Remove these keys; how many existed (0 while the backend is down)."""
+        """Remove these keys; how many existed (0 while the backend is down).
+
+        Fills of these keys running meanwhile will not store their values.
+        """
+        doomed = set(keys)
+        self._forget_fills(doomed.__contains__)
         removed = await self._guard("delete", self.backend.delete(*keys))
         return removed if isinstance(removed, int) else 0
 
     async def invalidate(self, *parts: object) -> int:
-        """Remove every key under ``parts`` (``invalidate("items")`` removes ``...:items:*``)."""
+        """Remove every key under ``parts`` (``invalidate("items")`` removes ``...:items:*``).
+
+        Fills of those keys running meanwhile will not store their values.
+        """
         prefix = self.key(*parts) + ":" if parts else self.prefix
+        self._forget_fills(lambda inflight: inflight.startswith(prefix))
         removed = await self._guard("invalidate", self.backend.delete_prefix(prefix))
         return removed if isinstance(removed, int) else 0
 
@@ -199,34 +225,46 @@ class Cache:
     async def _fill(
         self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None, name: str
     ) -> T:
-        if not self.backend.shared or self._bypassed():
-            return await self._compute_and_store(key, compute, ttl, name)
+        if self._bypassed():
+            # The backend is failing: answer, store nothing.
+            return (await self._compute(compute, name))[0]
         try:
-            lock = self.backend.fill_lock(key)
-            await lock.__aenter__()
+            lease_holder = self.backend.fill_lease(key)
+            lease = await lease_holder.__aenter__()
         except self.backend.errors as exc:
             self._failed("lock", exc)
-            return await self._compute_and_store(key, compute, ttl, name)
+            return (await self._compute(compute, name))[0]
         try:
-            # While this process waited for the lock another may have filled the key.
-            value = await self._read(key, name, count=False)
-            if value is not _MISSING:
-                return value  # type: ignore[no-any-return]
-            return await self._compute_and_store(key, compute, ttl, name)
+            if self.backend.shared:
+                # While this process waited for the lock another may have filled the key.
+                cached = await self._read(key, name, count=False)
+                if cached is not _MISSING:
+                    return cached  # type: ignore[no-any-return]
+            value, data = await self._compute(compute, name)
+            if lease.won:
+                stored = await self._guard("set", lease.store(data, self._ttl_for(value, ttl)))
+                if stored is False and self._metrics is not None:
+                    self._metrics.discarded.labels(name).inc()
+            return value
         finally:
             try:
-                await lock.__aexit__(None, None, None)
+                await lease_holder.__aexit__(None, None, None)
             except self.backend.errors as exc:
                 self._failed("unlock", exc)
 
-    async def _compute_and_store(
-        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None, name: str
-    ) -> T:
+    async def _compute(self, compute: Callable[[], Awaitable[T]], name: str) -> tuple[T, bytes]:
+        # Encoded even when it will not be stored: a value JSON cannot hold is
+        # refused the same way whether or not the backend is up.
         value = await compute()
         if self._metrics is not None:
             self._metrics.fills.labels(name).inc()
-        await self._write(key, value, ttl)
-        return value
+        return value, encode(value)
+
+    def _forget_fills(self, matches: Callable[[str], bool]) -> None:
+        # Callers from now on start a new fill; the old one's lease is revoked
+        # by the backend, so its value is returned to its callers but not stored.
+        for key in [key for key in self._inflight if matches(key)]:
+            del self._inflight[key]
 
     def _fill_done(self, key: str, task: asyncio.Task[Any]) -> None:
         if self._inflight.get(key) is task:
@@ -248,13 +286,10 @@ class Cache:
             self._metrics.lookups.labels(name, "miss" if value is _MISSING else "hit").inc()
         return value
 
-    async def _write(self, key: str, value: object, ttl: float | None) -> None:
-        data = encode(value)
+    def _ttl_for(self, value: object, ttl: float | None) -> float:
         if value is None:
-            ttl = self.negative_ttl
-        elif ttl is None:
-            ttl = self.default_ttl
-        await self._guard("set", self.backend.set(key, data, ttl))
+            return self.negative_ttl
+        return self.default_ttl if ttl is None else ttl
 
     def _bypassed(self) -> bool:
         return time.monotonic() < self._bypass_until
