@@ -1,18 +1,26 @@
-"""Cache benchmark: cached vs uncached reads of /items/{id}, and computations per 100 misses.
+"""Cache benchmark: cached vs uncached reads of /items, computations per 100 misses, cashews.
 
 One run renders the cache+postgres project (Redis backend), then measures:
 
-1. Read throughput of ``GET /items/{id}`` on a real uvicorn with the cache on
-   and with it off (``CACHE_ENABLED=false``: every read goes to PostgreSQL),
-   same endpoint, same data, same load; prints requests/s and the ratio.
+1. Read throughput of ``GET /items/{id}`` (one row by primary key) and of
+   ``GET /items?limit=50`` (a page of 50 rows) on a real uvicorn with the cache
+   on and with it off (``CACHE_ENABLED=false``: every read goes to
+   PostgreSQL), same endpoint, same data, same load; prints requests/s, the
+   ratio, and PostgreSQL transactions per request (the load the cache takes
+   off the database). The load comes from ``wrk`` when it is installed
+   (``apt-get install wrk``), else from an httpx loop, which is slower than
+   the server and so understates the ratio.
 2. Computations when 100 callers miss the same key at once: a baseline shaped
    like the seed's cache (get, compute on a miss, set; no single flight) against
    the generated ``Cache`` with the memory backend and with Redis (two clients
    standing for two processes).
+3. The generated cache against cashews configured safely (JSON, lock=True):
+   see bench/cache_libraries.py.
 
-Run from the repository root (Redis on 127.0.0.1:6379, PostgreSQL on 5432):
+Run from the repository root (Redis on 127.0.0.1:6379, PostgreSQL on 5432),
+in a venv made by ``scripts/bootstrap bench``:
 
-    .venv/bin/python bench/cache.py [--seconds 5] [--concurrency 32]
+    .venv/bin/python bench/cache.py [--seconds 5] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +44,7 @@ from typing import Any
 import asyncpg
 import httpx
 from avanzada.checks import render
+from cache_libraries import compare
 from loadkit import free_port
 from redis.asyncio import Redis
 
@@ -67,7 +79,55 @@ def start_server(project: Path, **settings: str) -> tuple[subprocess.Popen[bytes
     sys.exit("server did not start")
 
 
-async def load(base: str, ids: list[int], seconds: float, concurrency: int) -> tuple[int, int]:
+ENDPOINTS = {"one item": "/items/{}", "page of 50": "/items?limit=50&after={}"}
+"""What is read: the path, formatted with an item id (taken in turn from the loaded ones)."""
+
+WRK_SCRIPT = """
+local ids = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", string.format("%s", ids[n %% #ids + 1]))
+end
+"""
+
+
+def run_wrk(base: str, path: str, ids: list[int], seconds: float, concurrency: int) -> float:
+    """Requests per second by wrk (two threads, ``concurrency`` connections)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT % (",".join(map(str, ids)), path.replace("{}", "%d")))
+        script.flush()
+        duration = f"-d{max(1, round(seconds))}s"
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{concurrency}", duration, "-s", script.name, base],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    if "Non-2xx" in output:
+        sys.exit(f"wrk saw errors:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def warm_up(base: str, path: str, ids: list[int]) -> None:
+    """Read every key once, so the cached run measures hits rather than first misses."""
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for item_id in ids:
+            http.get(path.format(item_id)).raise_for_status()
+
+
+def run_httpx(base: str, path: str, ids: list[int], seconds: float, concurrency: int) -> float:
+    done, errors = asyncio.run(load(base, path, ids, seconds, concurrency))
+    if errors:
+        sys.exit(f"{errors} requests failed")
+    return done / seconds
+
+
+async def load(
+    base: str, path: str, ids: list[int], seconds: float, concurrency: int
+) -> tuple[int, int]:
     """Requests completed (and non-200s) by ``concurrency`` clients in ``seconds``."""
     done = errors = 0
     deadline = time.perf_counter() + seconds
@@ -78,7 +138,7 @@ async def load(base: str, ids: list[int], seconds: float, concurrency: int) -> t
             nonlocal done, errors
             n = offset
             while time.perf_counter() < deadline:
-                response = await http.get(f"/items/{ids[n % len(ids)]}")
+                response = await http.get(path.format(ids[n % len(ids)]))
                 done += 1
                 errors += response.status_code != 200
                 n += 1
@@ -102,11 +162,21 @@ class SeedShapedCache:
         return value
 
 
-async def misses(project: Path) -> dict[str, int]:
+def cache_modules(project: Path) -> types.SimpleNamespace:
+    """The rendered project's cache classes."""
     sys.path.insert(0, str(project / "src"))
     from bench_cache.cache import Cache  # type: ignore[import-not-found]
     from bench_cache.cache.memory import MemoryBackend  # type: ignore[import-not-found]
     from bench_cache.cache.redis_backend import RedisBackend  # type: ignore[import-not-found]
+
+    return types.SimpleNamespace(
+        Cache=Cache, MemoryBackend=MemoryBackend, RedisBackend=RedisBackend
+    )
+
+
+async def misses(project: Path) -> dict[str, int]:
+    modules = cache_modules(project)
+    Cache, MemoryBackend, RedisBackend = modules.Cache, modules.MemoryBackend, modules.RedisBackend
 
     results: dict[str, int] = {}
     calls = 0
@@ -147,6 +217,20 @@ async def misses(project: Path) -> dict[str, int]:
     return results
 
 
+async def transactions(dsn: str, database: str) -> int:
+    """Transactions committed in ``database`` so far (each asyncpg query outside one is one)."""
+    # PostgreSQL publishes a backend's counters up to a second late.
+    await asyncio.sleep(1.5)
+    connection = await asyncpg.connect(dsn)
+    try:
+        count: int = await connection.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", database
+        )
+        return count
+    finally:
+        await connection.close()
+
+
 async def prepare_database(dsn: str, count: int) -> list[int]:
     connection = await asyncpg.connect(dsn)
     try:
@@ -170,7 +254,7 @@ async def admin(statement: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as work:
@@ -187,33 +271,49 @@ def main() -> None:
                 check=True,
             )
             print(migrated.stdout.strip())
-            ids = asyncio.run(prepare_database(dsn, 100))
+            ids = asyncio.run(prepare_database(dsn, 1000))
+            # Pages start at 20 places, so the cached run reads 20 keys over and over.
+            page_starts = [0, *ids[49:1000:50][:19]]
+            generator = run_wrk if shutil.which("wrk") else run_httpx
+            print(f"load generator: {'wrk' if generator is run_wrk else 'httpx (install wrk)'}")
 
-            throughput: dict[str, float] = {}
-            for label, enabled in (("uncached", "false"), ("cached", "true")):
-                process, base = start_server(
-                    project,
-                    database_url=dsn,
-                    redis_url=REDIS_URL,
-                    cache_enabled=enabled,
-                    cache_namespace=f"bench-{uuid.uuid4().hex[:8]}",
-                    log_json="false",
-                )
-                try:
-                    asyncio.run(load(base, ids, 1.0, args.concurrency))  # warm-up
-                    done, errors = asyncio.run(load(base, ids, args.seconds, args.concurrency))
-                finally:
-                    process.terminate()
-                    process.wait(10)
-                throughput[label] = done / args.seconds
-                rate = done / args.seconds
-                print(f"GET /items/{{id}} {label:>8}: {rate:8.0f} req/s ({errors} errors)")
-            ratio = throughput["cached"] / throughput["uncached"]
-            print(f"cached / uncached throughput: {ratio:.2f}x")
+            for endpoint, path in ENDPOINTS.items():
+                keys = ids if endpoint == "one item" else page_starts
+                rates: dict[str, float] = {}
+                for label, enabled in (("uncached", "false"), ("cached", "true")):
+                    process, base = start_server(
+                        project,
+                        database_url=dsn,
+                        redis_url=REDIS_URL,
+                        cache_enabled=enabled,
+                        cache_namespace=f"bench-{uuid.uuid4().hex[:8]}",
+                        log_json="false",
+                    )
+                    try:
+                        warm_up(base, path, keys)
+                        generator(base, path, keys, 1.0, args.concurrency)
+                        before = asyncio.run(transactions(dsn, database))
+                        rates[label] = generator(base, path, keys, args.seconds, args.concurrency)
+                        after = asyncio.run(transactions(dsn, database))
+                    finally:
+                        process.terminate()
+                        process.wait(10)
+                    per_request = (after - before) / (rates[label] * args.seconds)
+                    print(
+                        f"GET {path.format('…')} {label:>8}: {rates[label]:8.0f} req/s, "
+                        f"{per_request:.3f} PostgreSQL transactions per request"
+                    )
+                ratio = rates["cached"] / rates["uncached"]
+                print(f"  {endpoint}: cached / uncached throughput {ratio:.2f}x")
 
             print("computations for 100 concurrent misses of one key (50 ms computation):")
             for label, count in asyncio.run(misses(project)).items():
                 print(f"  {label:<40} {count}")
+
+            print("generated cache vs cashews (pickle_type='json', lock=True), same Redis:")
+            print(f"  {'measure':<50} {'generated':>10} {'cashews':>10}")
+            for measure, ours, theirs in asyncio.run(compare(cache_modules(project))):
+                print(f"  {measure:<50} {ours:>10} {theirs:>10}")
         finally:
             asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
