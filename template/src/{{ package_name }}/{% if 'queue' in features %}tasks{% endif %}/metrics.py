@@ -1,5 +1,9 @@
 """Queue metrics: depth per priority, wait and run time, retries and failures.
 
+With Redis scale-out the two halves live in different processes: the web
+processes report the depth (read from Redis, ``QueueDepth``), each worker
+process the work it did (``TaskMetrics`` without depth) on its own port.
+
 A custom collector rather than prometheus-client's ``Histogram``: observing
 into a ``Histogram`` takes a lock and costs about a microsecond, several per
 task, which would cap the in-process queue well below the throughput it is
@@ -10,7 +14,7 @@ registered names.
 """
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -45,11 +49,37 @@ class _Buckets:
         return cumulative, self.total
 
 
+def depth_family(depth: Mapping[str, int]) -> GaugeMetricFamily:
+    """``tasks_queued{priority}``; no samples when ``depth`` is empty (not known now)."""
+    family = GaugeMetricFamily(
+        "tasks_queued", "Tasks waiting to start, per priority.", labels=["priority"]
+    )
+    for label, count in depth.items():
+        family.add_metric([label], count)
+    return family
+
+
+class QueueDepth(Collector):
+    """Only ``tasks_queued``: what a web process reports of a queue workers elsewhere run."""
+
+    def __init__(self, depth: Callable[[], Mapping[str, int]]) -> None:
+        """``depth`` is called at scrape time; an empty mapping means unknown."""
+        self._depth = depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The depth family read now; none at all when it is not known."""
+        depth = self._depth()
+        if depth:
+            yield depth_family(depth)
+
+
 class TaskMetrics(Collector):
     """Counters the queue updates per task, exposed as Prometheus metrics."""
 
-    def __init__(self, task_names: list[str], depth: Callable[[], dict[str, int]]) -> None:
-        """Track ``task_names``; ``depth`` returns the queued count per priority at scrape time."""
+    def __init__(
+        self, task_names: list[str], depth: Callable[[], Mapping[str, int]] | None = None
+    ) -> None:
+        """Track ``task_names``; ``depth`` (if any) gives the queued count per priority."""
         self._depth = depth
         self.wait = {label: _Buckets() for label in PRIORITY_LABELS}
         self.run = {name: _Buckets() for name in task_names}
@@ -59,12 +89,8 @@ class TaskMetrics(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
         """The metric families, read from the counters now."""
-        depth = GaugeMetricFamily(
-            "tasks_queued", "Tasks waiting to start, per priority.", labels=["priority"]
-        )
-        for label, count in self._depth().items():
-            depth.add_metric([label], count)
-        yield depth
+        if self._depth is not None:
+            yield depth_family(self._depth())
         wait = HistogramMetricFamily(
             "tasks_wait_seconds",
             "Time from enqueue (or a retry falling due) to start, per priority.",
