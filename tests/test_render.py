@@ -79,6 +79,7 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (package / "tasks" / "copy_sink.py").is_file() == with_postgres
     for test_file in ("test_tasks.py", "test_tasks_queue.py", "test_batch.py"):
         assert (project / "tests" / test_file).is_file() == queue, f"{name}: {test_file}"
+    assert (project / "tests" / "test_tasks_worker.py").is_file() == queue_on_redis
     cache = "cache" in answers["features"]
     cache_on_redis = cache and answers.get("cache_backend", answers["scale_out"]) == "redis"
     assert (package / "cache").is_dir() == cache
