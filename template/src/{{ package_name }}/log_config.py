@@ -47,6 +47,10 @@ def _json_formatter(factory: str) -> dict[str, Any]:
     }
 
 
+def _at_least_warning(level: str) -> str:
+    return logging.getLevelName(max(logging.getLevelNamesMapping()[level], logging.WARNING))
+
+
 def build_log_config(settings: Settings) -> dict[str, Any]:
     """A ``dictConfig`` dict for the app's and uvicorn's loggers."""
     level = settings.log_level.upper()
@@ -91,6 +95,9 @@ def build_log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
+            # The queue engine's Redis client logs every reconnection attempt at INFO;
+            # the worker says once that Redis is unreachable, which is enough.
+            "coredis": {"level": _at_least_warning(level)},
         },
         # Everything else (this service, asyncpg, redis) goes through the root logger.
         "root": {"handlers": ["default"], "level": level},
