@@ -6,7 +6,8 @@ uvicorn applies in the supervisor and again in every worker.
 """
 
 import logging
-from typing import Any
+import re
+from typing import Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -18,6 +19,33 @@ from .settings import Settings
 _SKIPPED_ATTRS = [*RESERVED_ATTRS, "color_message"]
 
 _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
+
+_TOKEN_IN_QUERY: Final = re.compile(r"(access_token=)[^&\s\"']+", re.IGNORECASE)
+REDACTED: Final = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every ``access_token=`` query parameter replaced."""
+    return (
+        _TOKEN_IN_QUERY.sub(rf"\g<1>{REDACTED}", text) if "access_token=" in text.lower() else text
+    )
+
+
+class RedactSecrets(logging.Filter):
+    """Keep query-string tokens out of every log line.
+
+    uvicorn logs each request's and WebSocket handshake's path with its query
+    string, where browsers' ``EventSource`` and some WebSocket clients carry
+    ``?access_token=``. Headers (``Authorization``, ``X-API-Key``) are never logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the message and its string arguments in place; never drop a record."""
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 class AccessJsonFormatter(JsonFormatter):
@@ -79,15 +107,18 @@ def build_log_config(settings: Settings) -> dict[str, Any]:
         # Loggers created at import time (the app's modules) must keep working.
         "disable_existing_loggers": False,
         "formatters": formatters,
+        "filters": {"redact_secrets": {"()": f"{__name__}.RedactSecrets"}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
+                "filters": ["redact_secrets"],
                 "stream": "ext://sys.stderr",
             },
             "access": {
                 "class": "logging.StreamHandler",
                 "formatter": "access",
+                "filters": ["redact_secrets"],
                 "stream": "ext://sys.stdout",
             },
         },

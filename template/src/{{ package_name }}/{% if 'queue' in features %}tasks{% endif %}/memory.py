@@ -9,9 +9,8 @@ keep being answered during a burst.
 """
 
 import asyncio
-import itertools
 import logging
-import os
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -136,9 +135,6 @@ class MemoryTaskQueue:
         self._workers: list[asyncio.Task[None]] = []
         self._accepting = False
         self._completed = 0
-        # Ids: a random prefix per process and a counter, cheap and unique.
-        self._prefix = os.urandom(6).hex()
-        self._counter = itertools.count(1)
         self.metrics = TaskMetrics(registry.names, self.depth)
         self._wait_buckets = [self.metrics.wait[label] for label in PRIORITY_LABELS]
 
@@ -184,7 +180,8 @@ class MemoryTaskQueue:
         kwargs = kwargs if kwargs is not None else {}
         if args or kwargs or not spec.takes_no_arguments:
             spec.bind(args, kwargs)
-        task_id = f"{self._prefix}{next(self._counter):x}"
+        # Unguessable (128 random bits): an id is all a reader needs besides its credential.
+        task_id = secrets.token_hex(16)
         record = _Record(task_id, spec, args, kwargs, priority)
         self._records[task_id] = record
         if self._unfinished == 0:

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
+from ..auth.http import Caller, forbidden
+from ..auth.policy import Principal
 from .base import QueueClosedError, QueueFullError, QueueUnavailableError, TaskQueue, TaskState
 from .registry import Priority, UnknownTaskError
 
@@ -51,6 +53,17 @@ class TaskNames(BaseModel):
     tasks: list[str]
 
 
+def owned_id(caller: Principal, queue_id: str) -> str:
+    """The id a caller gets: the queue's id behind a tag of the caller who queued it."""
+    return f"{caller.owner_tag}-{queue_id}"
+
+
+def queue_id_for(caller: Principal, task_id: str) -> str | None:
+    """The queue's id inside ``task_id`` if ``caller`` queued it, else ``None``."""
+    tag, _, queue_id = task_id.partition("-")
+    return queue_id if tag == caller.owner_tag and queue_id else None
+
+
 def _queue(request: Request) -> TaskQueue:
     queue: TaskQueue = request.app.state.tasks
     return queue
@@ -63,8 +76,13 @@ def _unprocessable(field: str, message: str) -> HTTPException:
     )
 
 
-@router.get("/tasks", summary="Registered task names")
-async def list_tasks(request: Request) -> TaskNames:
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API key or token."}
+}
+
+
+@router.get("/tasks", summary="Registered task names", responses=_UNAUTHORIZED)
+async def list_tasks(request: Request, _caller: Caller) -> TaskNames:
     """The names ``POST /tasks`` accepts."""
     return TaskNames(tasks=_queue(request).names)
 
@@ -73,10 +91,20 @@ async def list_tasks(request: Request) -> TaskNames:
     "/tasks",
     status_code=202,
     summary="Enqueue a task",
-    responses={503: {"description": "The queue is full, shutting down or unreachable."}},
+    responses={
+        **_UNAUTHORIZED,
+        403: {"description": "The token does not grant this priority."},
+        503: {"description": "The queue is full, shutting down or unreachable."},
+    },
 )
-async def enqueue_task(body: TaskRequest, request: Request) -> TaskAccepted:
-    """Queue ``name(*args)`` (or ``name(**args)``) at ``priority``."""
+async def enqueue_task(body: TaskRequest, request: Request, caller: Caller) -> TaskAccepted:
+    """Queue ``name(*args)`` (or ``name(**args)``) at ``priority``.
+
+    An API key may use every priority; a token those its ``enqueue`` grant lists.
+    Only the caller who queued a task can read it back.
+    """
+    if body.priority not in caller.grants.enqueue:
+        raise forbidden(request, f"the token does not grant priority {body.priority!r}")
     queue = _queue(request)
     args, kwargs = (body.args, {}) if isinstance(body.args, list) else ([], body.args)
     try:
@@ -87,24 +115,30 @@ async def enqueue_task(body: TaskRequest, request: Request) -> TaskAccepted:
         raise _unprocessable("args", f"arguments do not fit task {body.name!r}: {exc}") from None
     except (QueueClosedError, QueueFullError, QueueUnavailableError) as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from None
-    return TaskAccepted(id=task_id)
+    return TaskAccepted(id=owned_id(caller, task_id))
 
 
 @router.get(
     "/tasks/{task_id}",
     summary="A task's state",
     responses={
-        404: {"description": "Unknown task id."},
+        **_UNAUTHORIZED,
+        404: {"description": "No task with this id queued by this caller."},
         503: {"description": "The queue is unreachable."},
     },
 )
 async def get_task(
-    task_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    task_id: Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")],
     request: Request,
+    caller: Caller,
 ) -> TaskStatus:
-    """State (``queued``, ``running``, ``retrying``, ``succeeded``, ``failed``, ``cancelled``)."""
+    """State (``queued``, ``running``, ``retrying``, ``succeeded``, ``failed``, ``cancelled``).
+
+    Someone else's task is a 404, exactly like an unknown id.
+    """
+    queue_id = queue_id_for(caller, task_id)
     try:
-        view = await _queue(request).get(task_id)
+        view = None if queue_id is None else await _queue(request).get(queue_id)
     except QueueUnavailableError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from None
     if view is None:
@@ -112,7 +146,7 @@ async def get_task(
             status_code=404, detail=f"no task with id {task_id!r} (unknown or expired)"
         )
     return TaskStatus(
-        id=view.id,
+        id=task_id,
         name=view.name,
         priority=view.priority,
         state=view.state,

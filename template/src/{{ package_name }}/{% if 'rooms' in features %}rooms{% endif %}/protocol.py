@@ -60,6 +60,18 @@ class ClientMessage:
     data: Any
 
 
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    """A ``{"type": "auth", "token": ...}`` frame: a fresh token for the open connection."""
+
+    token: str
+
+
+def auth_frame(expires_at: float) -> str:
+    """The reply to an accepted ``auth`` frame: when the new token expires (Unix time)."""
+    return encode({"type": "auth", "exp": expires_at})
+
+
 class FrameError(ValueError):
     """A client frame the server cannot use; ``code`` names the problem."""
 
@@ -75,7 +87,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_client_frame(text: str) -> ClientMessage:
+def parse_client_frame(text: str) -> ClientMessage | ClientAuth:
     """Parse one client text frame, or raise ``FrameError`` saying what is wrong."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
@@ -84,8 +96,15 @@ def parse_client_frame(text: str) -> ClientMessage:
     if not isinstance(value, dict):
         raise FrameError("invalid_frame", "the frame must be a JSON object")
     kind = value.get("type")
+    if kind == "auth":
+        token = value.get("token")
+        if not isinstance(token, str) or not token:
+            raise FrameError("invalid_frame", "an auth frame needs a 'token' string")
+        return ClientAuth(token)
     if kind != "message":
-        raise FrameError("unknown_type", f"unknown frame type {kind!r}; expected 'message'")
+        raise FrameError(
+            "unknown_type", f"unknown frame type {kind!r}; expected 'message' or 'auth'"
+        )
     if "data" not in value:
         raise FrameError("invalid_frame", "a message frame needs a 'data' field")
     return ClientMessage(value["data"])

@@ -11,6 +11,10 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from ..auth.http import Caller, forbidden
+from ..auth.limits import PublishRates
+from ..auth.policy import Auth, Denied, Principal
+from ..auth.websocket import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, admit
 from .manager import (
     OVERFLOW,
     Member,
@@ -24,7 +28,9 @@ from .protocol import (
     CLOSE_IDLE,
     CLOSE_ROOM_FULL,
     ROOM_NAME_PATTERN,
+    ClientAuth,
     FrameError,
+    auth_frame,
     error_frame,
     is_valid_room,
     parse_client_frame,
@@ -76,27 +82,62 @@ class RoomInfo(BaseModel):
     scope: Literal["cluster", "local"]
 
 
-class RateLimiter:
-    """Token bucket: ``rate`` messages per second on average, bursts of ``burst``."""
+class Session:
+    """Who a member is and what it may do; renewed by an ``auth`` frame before ``exp``."""
 
-    __slots__ = ("_burst", "_rate", "_tokens", "_updated")
+    __slots__ = ("_auth", "_expiry", "_member", "may_publish", "principal")
 
-    def __init__(self, rate: float, burst: int) -> None:
-        """A full bucket."""
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._updated = time.monotonic()
+    def __init__(self, auth: Auth, member: Member, principal: Principal) -> None:
+        """Start the expiry timer of ``principal``'s token."""
+        self._auth = auth
+        self._member = member
+        self._expiry: asyncio.TimerHandle | None = None
+        self.principal = principal
+        self.may_publish = False
+        self._grant(principal)
 
-    def allow(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
+    def _grant(self, principal: Principal) -> None:
+        self.principal = principal
+        self.may_publish = self._member.room in principal.grants.publish
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if principal.expires_at is not None:
+            delay = max(0.0, principal.expires_at - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self._auth.deny("expired", "the token expired on an open connection")
+        self._member.stop(CLOSE_UNAUTHORIZED, "token expired")
+
+    async def renew(self, token: str) -> str:
+        """Take a fresh token for the same subject; the reply frame, or ``FrameError``."""
+        try:
+            principal = await self._auth.authenticate(token)
+        except Denied as denied:
+            raise FrameError("unauthorized", denied.detail) from None
+        if principal.id != self.principal.id:
+            raise FrameError("unauthorized", "the new token is for another subject")
+        if self._member.room not in principal.grants.join:
+            self._auth.deny("forbidden", "the new token does not grant this room")
+            self._member.stop(CLOSE_FORBIDDEN, "the token does not grant this room")
+            raise FrameError("forbidden", "the new token does not grant this room")
+        self._grant(principal)
+        return auth_frame(principal.expires_at or 0.0)
+
+    def refuse_publish(self) -> FrameError:
+        """Count a publish the grants do not cover; the error frame to answer with."""
+        self._auth.deny("forbidden", "publish not granted")
+        return FrameError("forbidden", "the token does not grant publishing into this room")
+
+    def end(self) -> None:
+        """The connection is over: no expiry to watch."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+
+def _join_grant(principal: Principal) -> Any:
+    return principal.grants.join
 
 
 @router.websocket("/ws/{room}")
@@ -106,9 +147,22 @@ async def room_socket(websocket: WebSocket, room: str) -> None:
         # Refused at the handshake: a close before accept is an HTTP 403.
         await websocket.close(1008, f"invalid room name; it must match {ROOM_NAME_PATTERN}")
         return
+    auth: Auth = websocket.app.state.auth
+    admission = await admit(websocket, auth, _join_grant, room)
+    if admission is None:
+        return
+    try:
+        await _serve_member(websocket, room, auth, admission.principal, admission.subprotocol)
+    finally:
+        admission.release()
+
+
+async def _serve_member(
+    websocket: WebSocket, room: str, auth: Auth, principal: Principal, subprotocol: str | None
+) -> None:
     rooms: Rooms = websocket.app.state.rooms
     settings = websocket.app.state.settings
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocol)
     try:
         # The server's own ASGI send when RawSendMiddleware recorded it: the
         # framework's wrappers around it cost more than the write itself.
@@ -117,11 +171,15 @@ async def room_socket(websocket: WebSocket, room: str) -> None:
         await websocket.close(CLOSE_ROOM_FULL, "Room is full")
         return
     assert member.writer is not None
-    reader = asyncio.create_task(_read_loop(websocket, member, rooms), name=f"room-reader-{room}")
+    session = Session(auth, member, principal)
+    reader = asyncio.create_task(
+        _read_loop(websocket, member, rooms, session), name=f"room-reader-{room}"
+    )
     try:
         await asyncio.wait((member.writer, reader), return_when=asyncio.FIRST_COMPLETED)
     finally:
         # Every way out passes here: the member leaves, both tasks end.
+        session.end()
         rooms.leave(member)
         for task in (member.writer, reader):
             task.cancel()
@@ -135,14 +193,10 @@ async def room_socket(websocket: WebSocket, room: str) -> None:
     rooms.closed(member)
 
 
-async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms) -> None:
+async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms, session: Session) -> None:
     settings = websocket.app.state.settings
     metrics: RoomMetrics = websocket.app.state.room_metrics
-    limiter = (
-        RateLimiter(settings.rooms_rate_limit, settings.rooms_rate_burst)
-        if settings.rooms_rate_limit > 0
-        else None
-    )
+    rates: PublishRates = websocket.app.state.room_publish_rates
     idle = settings.rooms_idle_timeout or None
     while True:
         try:
@@ -155,18 +209,26 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms) -> None
             return
         text = message.get("text")
         problem: FrameError | None = None
+        answer: str | None = None
         if text is None:
             problem = FrameError("binary_frame", "send JSON in text frames")
-        elif limiter is not None and not limiter.allow():
-            problem = FrameError("rate_limited", "too many messages; slow down")
         else:
             try:
                 frame = parse_client_frame(text)
-                await rooms.publish(member.room, frame.data)
+                if isinstance(frame, ClientAuth):
+                    answer = await session.renew(frame.token)
+                elif not session.may_publish:
+                    problem = session.refuse_publish()
+                elif not session.principal.is_operator and not rates.allow(session.principal.id):
+                    problem = FrameError("rate_limited", "too many messages; slow down")
+                else:
+                    await rooms.publish(member.room, frame.data)
             except FrameError as error:
                 problem = error
             except MessageTooLargeError as error:
                 problem = FrameError("too_large", str(error))
+        if answer is not None and member.offer(send_message(answer)) == OVERFLOW:
+            rooms.evict(member, "queue_full")
         if problem is not None:
             metrics.rejected.labels(problem.code).inc()
             # Through the member's queue: the writer stays the only sender.
@@ -187,9 +249,29 @@ async def _close(websocket: WebSocket, code: int, reason: str, wait: float) -> N
         logger.info("close frame not delivered", extra={"code": code})
 
 
-@router.post("/rooms/{room}/messages", status_code=202, summary="Publish to a room")
-async def publish_message(room: RoomName, body: PublishRequest, request: Request) -> dict[str, str]:
-    """Send ``data`` to every member of ``room`` (on every worker with Redis scale-out)."""
+@router.post(
+    "/rooms/{room}/messages",
+    status_code=202,
+    summary="Publish to a room",
+    responses={
+        401: {"description": "No valid API key or token."},
+        403: {"description": "The token does not grant publishing into this room."},
+        413: {"description": "The message is larger than the configured limit."},
+        429: {"description": "This token's subject publishes too fast."},
+    },
+)
+async def publish_message(
+    room: RoomName, body: PublishRequest, request: Request, caller: Caller
+) -> dict[str, str]:
+    """Send ``data`` to every member of ``room`` (on every worker with Redis scale-out).
+
+    An API key may publish anywhere; a token needs a ``publish`` grant for the room.
+    """
+    if room not in caller.grants.publish:
+        raise forbidden(request, "the token does not grant publishing into this room")
+    rates: PublishRates = request.app.state.room_publish_rates
+    if not caller.is_operator and not rates.allow(caller.id):
+        raise HTTPException(status_code=429, detail="too many messages; slow down")
     rooms: Rooms = request.app.state.rooms
     try:
         await rooms.publish(room, body.data)
@@ -201,13 +283,24 @@ async def publish_message(room: RoomName, body: PublishRequest, request: Request
     return {"status": "accepted", "room": room}
 
 
-@router.get("/rooms/{room}", summary="Members of a room")
-async def room_info(room: RoomName, request: Request) -> RoomInfo:
+@router.get(
+    "/rooms/{room}",
+    summary="Members of a room",
+    responses={
+        401: {"description": "No valid API key or token."},
+        403: {"description": "The token does not grant joining this room."},
+    },
+)
+async def room_info(room: RoomName, request: Request, caller: Caller) -> RoomInfo:
     """How many members ``room`` has: on every worker with Redis, else on this process.
+
+    An API key, or a token with a ``join`` grant for the room.
 
     ``scope`` says which: ``cluster`` (every live worker) or ``local`` (in
     memory, or while Redis does not answer); ``local_members`` is this process's.
     """
+    if room not in caller.grants.join:
+        raise forbidden(request, "the token does not grant this room")
     rooms: Rooms = request.app.state.rooms
     members, everywhere = await rooms.count_everywhere(room)
     return RoomInfo(

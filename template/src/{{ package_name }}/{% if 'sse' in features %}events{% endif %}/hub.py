@@ -9,8 +9,9 @@ cancelled at once, even while it is stuck writing to a socket nobody reads.
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import anyio
 
@@ -18,6 +19,10 @@ from .metrics import EventMetrics
 from .model import Event, EventId, check_type, encode_data, resync_frame
 
 logger = logging.getLogger(__name__)
+
+TopicFilter: TypeAlias = Container[str] | None
+"""The event types a client receives: ``None`` for all, else asked with ``type in topics``
+(a set of names, or the selectors of a token's ``subscribe`` grant)."""
 
 
 class EventTooLarge(ValueError):
@@ -33,7 +38,7 @@ class Subscriber:
 
     __slots__ = ("_pending", "_wake", "cancel_scope", "ended", "evicted", "limit", "topics")
 
-    def __init__(self, topics: frozenset[str] | None, limit: int) -> None:
+    def __init__(self, topics: TopicFilter, limit: int) -> None:
         """A client receiving ``topics`` (all when ``None``), ``limit`` frames queued at most."""
         self.topics = topics
         self.limit = limit
@@ -131,16 +136,14 @@ class EventHub(ABC):
         """Store the event in history (and deliver it); return its id."""
 
     @abstractmethod
-    async def subscribe(
-        self, last_event_id: EventId | None, topics: frozenset[str] | None
-    ) -> Subscription:
+    async def subscribe(self, last_event_id: EventId | None, topics: TopicFilter) -> Subscription:
         """Register a client; replay what it missed after ``last_event_id``."""
 
     @abstractmethod
     async def history(self, after: EventId | None, limit: int) -> HistoryPage:
         """Up to ``limit`` events after ``after`` (the oldest kept when ``None``)."""
 
-    def _new_subscriber(self, topics: frozenset[str] | None) -> Subscriber:
+    def _new_subscriber(self, topics: TopicFilter) -> Subscriber:
         subscriber = Subscriber(topics, self._client_queue_size)
         self._subscribers.add(subscriber)
         self.metrics.clients.inc()

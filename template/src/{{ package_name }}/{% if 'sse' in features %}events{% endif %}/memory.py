@@ -15,7 +15,7 @@ from itertools import islice
 
 from ..observability.metrics import Metrics
 from ..settings import Settings
-from .hub import EventHub, HistoryPage, Subscription
+from .hub import EventHub, HistoryPage, Subscription, TopicFilter
 from .metrics import EventMetrics
 from .model import Event, EventId, make_event
 
@@ -53,9 +53,7 @@ class MemoryEventHub(EventHub):
             return (-1, "trimmed")
         return (position - first + 1, "ok")
 
-    async def subscribe(
-        self, last_event_id: EventId | None, topics: frozenset[str] | None
-    ) -> Subscription:
+    async def subscribe(self, last_event_id: EventId | None, topics: TopicFilter) -> Subscription:
         """Register a client and copy its replay in the same loop step (no await)."""
         subscriber = self._new_subscriber(topics)
         replay: list[Event] | None = None

@@ -1,7 +1,9 @@
 """HTTP endpoints: ``GET /sse/stream``, ``POST /sse/events``, ``GET /sse/events``."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -10,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from ..auth.http import BrowserCaller, Caller, KeyHolder, forbidden
+from ..auth.policy import Auth, Principal
 from ..settings import Settings
-from .hub import EventHub, EventTooLarge, HistoryUnavailable, Subscriber
+from .hub import EventHub, EventTooLarge, HistoryUnavailable, Subscriber, TopicFilter
 from .model import MAX_ID_LENGTH, NAME_PATTERN, EventId, parse_topics, retry_frame
 
 logger = logging.getLogger(__name__)
@@ -26,10 +30,18 @@ class ClientStream(EventSourceResponse):
     shutdown) inside a cancel scope the hub cancels when it evicts the client,
     so an evicted stream ends even while blocked writing to a full socket."""
 
-    def __init__(self, hub: EventHub, subscriber: Subscriber, opening: list[bytes], ping: float):
-        """Stream ``opening`` then the subscriber's queue."""
+    def __init__(
+        self,
+        hub: EventHub,
+        subscriber: Subscriber,
+        opening: list[bytes],
+        ping: float,
+        on_close: Callable[[], None],
+    ):
+        """Stream ``opening`` then the subscriber's queue; ``on_close`` runs once it ends."""
         self._hub = hub
         self._subscriber = subscriber
+        self._on_close = on_close
         super().__init__(
             _frames(hub, subscriber, opening),
             headers=_STREAM_HEADERS,
@@ -48,6 +60,7 @@ class ClientStream(EventSourceResponse):
                 await super().__call__(scope, receive, send)
         finally:
             self._hub.unsubscribe(self._subscriber)
+            self._on_close()
 
 
 def _ping() -> ServerSentEvent:
@@ -90,18 +103,64 @@ def _parse_id(text: str | None, name: str) -> EventId | None:
         raise HTTPException(status_code=422, detail=f"{name}: {exc}") from None
 
 
+def _readable(request: Request, caller: Principal, wanted: frozenset[str] | None) -> TopicFilter:
+    """What ``caller`` receives: the types it asked for, all of them granted, or its grant."""
+    granted = caller.grants.subscribe
+    if wanted is not None:
+        refused = sorted(topic for topic in wanted if topic not in granted)
+        if refused:
+            raise forbidden(request, f"the token does not grant reading {', '.join(refused)}")
+        return wanted
+    if not granted:
+        raise forbidden(request, "the token grants no event type")
+    return None if granted.everything else granted
+
+
+def _connection_slot(request: Request, caller: Principal) -> Callable[[], None]:
+    """Count the stream against its client's limit; the callback that gives the slot back."""
+    auth: Auth = request.app.state.auth
+    if caller.is_operator:
+        return _nothing
+    if not auth.connections.acquire(caller.id):
+        raise HTTPException(
+            status_code=429, detail=auth.deny("limited", "too many connections").detail
+        )
+
+    def release() -> None:
+        auth.connections.release(caller.id)
+
+    return release
+
+
+def _nothing() -> None:
+    pass
+
+
+def _end_at_expiry(caller: Principal, subscriber: Subscriber) -> asyncio.TimerHandle | None:
+    # The stream ends cleanly when the token expires; the client reconnects with
+    # a fresh token (the same URL gets 401 once it has expired).
+    if caller.expires_at is None:
+        return None
+    delay = max(0.0, caller.expires_at - time.time())
+    return asyncio.get_running_loop().call_later(delay, subscriber.end)
+
+
 @router.get(
     "/sse/stream",
     summary="Event stream",
     response_class=Response,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        401: {"description": "No valid API key or token."},
+        403: {"description": "A browser origin not allowed, or event types not granted."},
         422: {"description": "A malformed event id or topics list."},
+        429: {"description": "This token's subject holds too many connections."},
         503: {"description": "The history store does not answer."},
     },
 )
 async def stream(
     request: Request,
+    caller: BrowserCaller,
     last_event_id_header: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=MAX_ID_LENGTH)
     ] = None,
@@ -112,8 +171,16 @@ async def stream(
     topics: Annotated[
         str | None, Query(max_length=2200, description="Comma-separated event types.")
     ] = None,
+    access_token: Annotated[
+        str | None,
+        Query(description="A token, for clients that cannot set headers (EventSource)."),
+    ] = None,
 ) -> Response:
-    """``text/event-stream``: replay after ``Last-Event-ID``, then live events."""
+    """``text/event-stream``: replay after ``Last-Event-ID``, then live events.
+
+    Only the event types the caller's ``subscribe`` grant covers are sent,
+    replays included; ``topics`` narrows them further.
+    """
     settings: Settings = request.app.state.settings
     after = _parse_id(last_event_id_header, "Last-Event-ID") or _parse_id(
         last_event_id, "last_event_id"
@@ -122,13 +189,25 @@ async def stream(
         wanted = parse_topics(topics)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=f"topics: {exc}") from None
+    readable = _readable(request, caller, wanted)
+    release = _connection_slot(request, caller)
     hub = _hub(request)
     try:
-        subscription = await hub.subscribe(after, wanted)
+        subscription = await hub.subscribe(after, readable)
     except HistoryUnavailable as exc:
+        release()
         raise _unavailable(exc) from None
+    expiry = _end_at_expiry(caller, subscription.subscriber)
+
+    def on_close() -> None:
+        if expiry is not None:
+            expiry.cancel()
+        release()
+
     opening = [retry_frame(settings.sse_retry_ms), *subscription.opening]
-    return ClientStream(hub, subscription.subscriber, opening, ping=settings.sse_heartbeat_interval)
+    return ClientStream(
+        hub, subscription.subscriber, opening, settings.sse_heartbeat_interval, on_close
+    )
 
 
 class PublishRequest(BaseModel):
@@ -151,13 +230,14 @@ class Published(BaseModel):
     status_code=202,
     summary="Publish an event",
     responses={
+        401: {"description": "No valid API key."},
         413: {"description": "The data is larger than the configured limit."},
         422: {"description": "Invalid type or data."},
         503: {"description": "The history store does not answer."},
     },
 )
-async def publish(body: PublishRequest, request: Request) -> Published:
-    """Publish to every connected client and to history; 202 with the event's id."""
+async def publish(body: PublishRequest, request: Request, _key: KeyHolder) -> Published:
+    """Publish to every connected client and to history; 202 with the event's id (API key)."""
     try:
         event_id = await _hub(request).publish(body.type, body.data)
     except EventTooLarge as exc:
@@ -173,20 +253,27 @@ async def publish(body: PublishRequest, request: Request) -> Published:
     "/sse/events",
     summary="Event history",
     responses={
+        401: {"description": "No valid API key or token."},
         422: {"description": "A malformed id or limit."},
         503: {"description": "The history store does not answer."},
     },
 )
 async def history(
     request: Request,
+    caller: Caller,
     after: Annotated[
         str | None, Query(max_length=MAX_ID_LENGTH, description="Events after this id.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """History as JSON; ``gap`` is true when it no longer reaches ``after``."""
+    """History as JSON; ``gap`` is true when it no longer reaches ``after``.
+
+    Events the caller's ``subscribe`` grant does not cover are left out.
+    """
     try:
         page = await _hub(request).history(_parse_id(after, "after"), limit)
     except HistoryUnavailable as exc:
         raise _unavailable(exc) from None
-    return {"epoch": page.epoch, "gap": page.gap, "events": [e.as_dict() for e in page.events]}
+    granted = caller.grants.subscribe
+    events = [e.as_dict() for e in page.events if e.type in granted]
+    return {"epoch": page.epoch, "gap": page.gap, "events": events}
