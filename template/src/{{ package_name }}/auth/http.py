@@ -40,8 +40,8 @@ def http_error(denied: Denied) -> HTTPException:
 
 def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
     if api_key:
-        return api_key
-    return bearer.credentials if bearer is not None else None
+        return api_key.strip()
+    return bearer.credentials.strip() if bearer is not None else None
 
 
 async def require_key(
@@ -123,8 +123,10 @@ class OpsGuard:
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope.get("headers", [])
         }
-        credential = headers.get("x-api-key")
-        scheme, _, value = headers.get("authorization", "").partition(" ")
+        # Whitespace around a header value is not part of it (RFC 9110), whatever
+        # the server's parser leaves in.
+        credential = headers.get("x-api-key", "").strip()
+        scheme, _, value = headers.get("authorization", "").strip().partition(" ")
         if not credential and scheme.lower() == "bearer":
             credential = value.strip()
         try:

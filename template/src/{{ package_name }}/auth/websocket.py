@@ -57,10 +57,11 @@ def _credential(websocket: WebSocket) -> tuple[str | None, str | None]:
                 return protocol.removeprefix(TOKEN_PROTOCOL_PREFIX), BEARER_PROTOCOL
         return None, BEARER_PROTOCOL
     headers = websocket.headers
-    scheme, _, value = headers.get("authorization", "").partition(" ")
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip(), None
-    return headers.get("x-api-key") or websocket.query_params.get(ACCESS_TOKEN_PARAM), None
+    key = headers.get("x-api-key", "").strip()
+    return key or websocket.query_params.get(ACCESS_TOKEN_PARAM), None
 
 
 async def admit(
