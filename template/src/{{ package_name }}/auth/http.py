@@ -39,9 +39,10 @@ def http_error(denied: Denied) -> HTTPException:
 
 
 def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
-    if api_key:
-        return api_key.strip()
-    return bearer.credentials.strip() if bearer is not None else None
+    # Authorization first: a client that sends both means its bearer credential.
+    if bearer is not None:
+        return bearer.credentials.strip()
+    return api_key.strip() if api_key else None
 
 
 async def require_key(
@@ -125,10 +126,9 @@ class OpsGuard:
         }
         # Whitespace around a header value is not part of it (RFC 9110), whatever
         # the server's parser leaves in.
-        credential = headers.get("x-api-key", "").strip()
         scheme, _, value = headers.get("authorization", "").strip().partition(" ")
-        if not credential and scheme.lower() == "bearer":
-            credential = value.strip()
+        credential = value.strip() if scheme.lower() == "bearer" else ""
+        credential = credential or headers.get("x-api-key", "").strip()
         try:
             await self.auth.authenticate(credential, tokens=False)
         except Denied as denied:
