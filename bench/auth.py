@@ -33,7 +33,7 @@ round the script checks ``auth_denied_total`` is zero: every token was accepted.
 Run:
 
     .venv/bin/python bench/auth.py [--members 200] [--messages 1000] [--streams 200]
-        [--events 1000] [--handshake-seconds 3] [--rounds 3] [--quick]
+        [--events 1000] [--handshake-seconds 3] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -367,13 +367,15 @@ def prepare(work: Path) -> Path:
 
 
 def line(label: str, on: list[float], off: list[float], unit: str, target: str) -> str:
+    """Medians and their ratio, then each round's values and ratio (the machine is shared)."""
     ratio = statistics.median(on) / statistics.median(off)
     rounds_on = ", ".join(f"{v:.1f}" for v in on)
     rounds_off = ", ".join(f"{v:.1f}" for v in off)
+    per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(on, off, strict=True))
     return (
         f"  {label}: auth on {statistics.median(on):.2f} {unit}, auth off "
         f"{statistics.median(off):.2f} {unit} -> ratio {ratio:.3f} ({target})\n"
-        f"      rounds on: {rounds_on}; off: {rounds_off}"
+        f"      rounds on: {rounds_on}; off: {rounds_off}; ratios: {per_round}"
     )
 
 
@@ -387,7 +389,7 @@ def main() -> None:
     parser.add_argument("--handshake-seconds", type=float, default=3.0)
     parser.add_argument("--processes", type=int, default=2, help="handshake client processes")
     parser.add_argument("--concurrency", type=int, default=16, help="connections per process")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args()
     if args.quick:
