@@ -8,6 +8,7 @@ uvicorn applies in the supervisor and again in every worker.
 import logging
 import re
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -21,14 +22,24 @@ _SKIPPED_ATTRS = [*RESERVED_ATTRS, "color_message"]
 _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 
 _TOKEN_IN_QUERY: Final = re.compile(r"(access_token=)[^&\s\"']+", re.IGNORECASE)
+# A parameter name with percent-escapes (``access%5Ftoken``): the app decodes
+# names, so such a name can carry a token too.
+_ENCODED_NAME: Final = re.compile(r"([^?&=\s\"']*%[^?&=\s\"']*=)([^&\s\"']+)")
 REDACTED: Final = "[redacted]"
+
+
+def _redact_encoded(match: re.Match[str]) -> str:
+    name = unquote_plus(match.group(1)[:-1])
+    return match.group(1) + REDACTED if name.lower() == "access_token" else match.group(0)
 
 
 def redact(text: str) -> str:
     """``text`` with the value of every ``access_token=`` query parameter replaced."""
-    return (
-        _TOKEN_IN_QUERY.sub(rf"\g<1>{REDACTED}", text) if "access_token=" in text.lower() else text
-    )
+    if "access_token=" in text.lower():
+        text = _TOKEN_IN_QUERY.sub(rf"\g<1>{REDACTED}", text)
+    if "%" in text:
+        text = _ENCODED_NAME.sub(_redact_encoded, text)
+    return text
 
 
 class RedactSecrets(logging.Filter):
