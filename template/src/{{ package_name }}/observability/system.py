@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import psutil
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from ..resources import open_file_limit
+
 
 @dataclass(slots=True)
 class _CpuReading:
@@ -88,6 +90,7 @@ class SystemCollector:
             "service_process_resident_memory_bytes": rss,
             "service_process_threads": threads,
             "service_process_open_fds": fds,
+            "service_process_max_fds": float(open_file_limit()),
             "service_processes": float(count),
         }
 
@@ -100,6 +103,7 @@ class SystemCollector:
             "service_process_resident_memory_bytes": f"Resident memory of {scope}, in bytes.",
             "service_process_threads": f"Threads of {scope}.",
             "service_process_open_fds": f"Open file descriptors of {scope}.",
+            "service_process_max_fds": "Soft open-file limit of one process of the service.",
             "service_processes": "Processes of the service: 1, or the supervisor and its children.",
             "service_system_cpu_percent": (
                 "CPU busy on the machine since the previous scrape, in percent of all cores."
