@@ -59,7 +59,7 @@ async def run(url: str, seconds: float, concurrency: int) -> tuple[Tally, float]
 def report(tally: Tally, elapsed: float) -> str:
     """A short human report of one run."""
     done = len(tally.latencies)
-    lines = [f"{done} requests in {elapsed:.1f} s: {done / elapsed:.0f} requests/s"]
+    lines = [f"{done} requests in {elapsed:.2f} s: {done / elapsed:.0f} requests/s"]
     if done >= 2:
         cuts = statistics.quantiles(tally.latencies, n=100)
         lines.append(
