@@ -184,9 +184,7 @@ def test_kubernetes_manifests_validate_and_build(rendered: tuple, tmp_path: Path
     built = kustomize(project)
     output = tmp_path / "built.yaml"
     output.write_text(yaml.safe_dump_all(built))
-    done = run(
-        BIN / "kubernetes-validate", "--strict", "--quiet", "-k", OLDEST_KUBERNETES, output
-    )
+    done = run(BIN / "kubernetes-validate", "--strict", "--quiet", "-k", OLDEST_KUBERNETES, output)
     assert done.returncode == 0, f"{name} on Kubernetes {OLDEST_KUBERNETES}:\n{done.stdout}"
 
     kinds = sorted(document["kind"] for document in built)
@@ -198,7 +196,9 @@ def test_kubernetes_manifests_validate_and_build(rendered: tuple, tmp_path: Path
     assert kinds == sorted(expected), name
     for document in built:
         assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == "my-service"
-    web = next(d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "my-service")
+    deployments = {d["metadata"]["name"]: d for d in built if d["kind"] == "Deployment"}
+    web = deployments["my-service"]
+    assert ("my-service-worker" in deployments) == queue_on_redis(answers)
     assert web["spec"].get("replicas") == (None if horizontal(answers) else 1), name
     (container,) = [c for c in web["spec"]["template"]["spec"]["containers"] if c["name"] == "web"]
     assert container["image"] == "my-service:0.1.0", "kustomize sets the image tag"
