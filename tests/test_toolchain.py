@@ -17,10 +17,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from avanzada.combinations import supported
-from helpers import avanzada_bin
+from check_jsonschema.builtin_schemas import get_builtin_schema
+from helpers import REPO_ROOT, avanzada_bin
 
 BIN = Path(sys.executable).parent
 SUPPORTED = supported()
@@ -28,13 +30,15 @@ SUPPORTED = supported()
 #: Oldest Kubernetes the manifests claim (the preStop sleep action is on by default from 1.30).
 OLDEST_KUBERNETES = "1.30.0"
 
+DEPENDABOT_SCHEMA = get_builtin_schema("vendor.dependabot")
+
 #: `uses: owner/repo@<40 hex>  # vX.Y.Z`: pinned by commit, the version beside it.
 PINNED_ACTION = re.compile(r"^\s*-?\s*uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+){0,2}$")
 
 
 def answers_of(name: str) -> dict[str, Any]:
     """The effective answers of a combination (copier's defaults for the rest)."""
-    questions = yaml.safe_load((Path(__file__).parents[1] / "copier.yml").read_text())
+    questions = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
     answers = {
         "features": questions["features"]["default"],
         "scale_out": questions["scale_out"]["default"],
@@ -73,19 +77,27 @@ def test_dev_tools_are_a_dependency_group_and_the_extras_stay(rendered: tuple) -
 # -- hooks -------------------------------------------------------------------
 
 
-def test_hooks_are_local_and_run_the_projects_own_tools(rendered: tuple) -> None:
+#: The hooks are the same in every project (the file is not a Jinja template).
+HOOKS = REPO_ROOT / "template" / ".pre-commit-config.yaml"
+
+
+def test_hooks_are_the_same_in_every_project(rendered: tuple) -> None:
     name, project = rendered
-    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    assert (project / ".pre-commit-config.yaml").read_bytes() == HOOKS.read_bytes(), name
+
+
+def test_hooks_are_local_and_run_the_projects_own_tools() -> None:
+    config = yaml.safe_load(HOOKS.read_text())
     assert [repo["repo"] for repo in config["repos"]] == ["local"], "no hook is downloaded"
     hooks = {hook["id"]: hook for hook in config["repos"][0]["hooks"]}
     for required in ("ruff-check", "ruff-format", "mypy", "trailing-whitespace"):
-        assert required in hooks, f"{name}: {required}"
+        assert required in hooks, required
     for hook in hooks.values():
         assert hook["language"] == "system"
         assert hook["entry"].startswith("uv run --no-sync "), hook["entry"]
     for manager in ("pre-commit", "prek"):
-        done = run(BIN / manager, "validate-config", ".pre-commit-config.yaml", cwd=project)
-        assert done.returncode == 0, f"{name}: {manager}\n{done.stdout}{done.stderr}"
+        done = run(BIN / manager, "validate-config", HOOKS)
+        assert done.returncode == 0, f"{manager}\n{done.stdout}{done.stderr}"
 
 
 # -- justfile ----------------------------------------------------------------
@@ -137,10 +149,10 @@ def test_ci_is_hardened_and_passes_zizmor_offline(rendered: tuple) -> None:
 
 def test_dependabot_updates_every_ecosystem_weekly_in_groups(rendered: tuple) -> None:
     name, project = rendered
-    path = project / ".github" / "dependabot.yml"
-    done = run(BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", path)
-    assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
-    updates = yaml.safe_load(path.read_text())["updates"]
+    config = yaml.safe_load((project / ".github" / "dependabot.yml").read_text())
+    # SchemaStore's schema, as vendored by check-jsonschema (no download).
+    jsonschema.validate(config, DEPENDABOT_SCHEMA)
+    updates = config["updates"]
     expected = {"uv", "github-actions"}
     if "docker" in answers_of(name)["features"]:
         expected |= {"docker", "docker-compose"}
