@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -259,3 +260,27 @@ def test_new_without_the_index_skips_the_lock_with_a_message(
     assert "the first `uv sync` will write uv.lock" in done.stdout
     assert not (project / "uv.lock").exists()
     assert (project / "pyproject.toml").is_file()
+
+
+def test_copy_without_uv_skips_the_lock_with_a_message(tmp_path: Path) -> None:
+    """Plain `copier copy --trust` where neither copier's Python nor PATH has uv."""
+    path = os.pathsep.join(["/usr/bin", "/bin"])
+    if shutil.which("uv", path=path):
+        pytest.skip("uv is installed system-wide here")
+    # A `uv` module that fails to import, as when copier's environment lacks it.
+    shadow = tmp_path / "no-uv" / "uv"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("uv is not installed")\n')
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent), "PATH": path}
+    project = tmp_path / "service"
+    done = subprocess.run(
+        [BIN / "copier", "copy", "--trust", "--defaults", "--quiet", REPO_ROOT, project],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "uv is not installed: skipped `uv lock`" in done.stdout
+    assert not (project / "uv.lock").exists()
+    assert (project / "justfile").is_file()
