@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from avanzada.checks import render
+from avanzada.combinations import supported
+from helpers import REPO_ROOT
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -36,3 +39,15 @@ def avanzada_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "avanzada-home"
     monkeypatch.setenv("AVANZADA_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session", params=sorted(supported()), ids=str)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(name, project folder) of each supported combination, rendered once per session.
+
+    Shared by the render and toolchain tests, which only read the projects.
+    """
+    name = request.param
+    dest = tmp_path_factory.mktemp(name) / "project"
+    render(supported()[name], dest, template=REPO_ROOT)
+    return name, dest

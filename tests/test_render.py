@@ -43,14 +43,6 @@ def uses_redis(answers: dict[str, Any]) -> bool:
     return answers["scale_out"] == "redis" or ("cache" in features and backend == "redis")
 
 
-@pytest.fixture(scope="module", params=sorted(SUPPORTED), ids=str)
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    name = request.param
-    dest = tmp_path_factory.mktemp(name) / "project"
-    render(SUPPORTED[name], dest, template=REPO_ROOT)
-    return name, dest
-
-
 def test_renders_lint_clean_without_jinja_leftovers(rendered: tuple) -> None:
     name, project = rendered
     failures = lint(project)

@@ -70,7 +70,7 @@ class SuiteResult:
 
     ok: bool
     seconds: float
-    #: The step that ran last: "venv", "install" or "pytest".
+    #: The step that ran last: "install" (uv sync) or "pytest".
     step: str
     #: The last lines of that step's output.
     output: str
@@ -83,11 +83,15 @@ def render(
     template: Path | None = None,
     vcs_ref: str | None = None,
     store: TemplateStore | None = None,
+    tasks: bool = False,
 ) -> Path:
     """Render the template with ``answers`` (defaults for the rest) into ``dest``.
 
     Without ``template`` the store is synced and the render uses its tag, as
-    ``avanzada new`` does. Copier's ValueError (a refused answer) propagates.
+    ``avanzada new`` does. ``tasks`` runs the template's tasks after the copy
+    (``uv lock``, which needs the package index); without them the project's
+    first ``uv sync`` writes the lock. Copier's ValueError (a refused answer)
+    propagates.
     """
     if template is None:
         store = store if store is not None else default_store()
@@ -100,6 +104,7 @@ def render(
         vcs_ref=vcs_ref,
         defaults=True,
         unsafe=True,
+        skip_tasks=not tasks,
         quiet=True,
     )
     return dest
@@ -220,9 +225,11 @@ def _interpreter(uv: str, env: Mapping[str, str], version: str | None) -> str:
 
 
 def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
-    """Create the project's own venv with uv, install it with ``[dev]``, run pytest.
+    """Install the project with ``uv sync`` into its own .venv, then ``uv run pytest``.
 
-    ``timeout`` bounds the whole run, in seconds.
+    ``uv sync`` installs the locked versions (``--locked``: a lock that no longer
+    matches pyproject.toml fails) or, without a uv.lock yet, resolves and writes
+    it. ``timeout`` bounds the whole run, in seconds.
     """
     started = time.monotonic()
     uv = _uv()
@@ -232,21 +239,11 @@ def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
     for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"):
         env.pop(name, None)
     env["UV_PYTHON_DOWNLOADS"] = "never"
-    python = project / ".venv" / "bin" / "python"
+    interpreter = _interpreter(uv, env, rendered_python_version(project))
+    locked = ["--locked"] if (project / "uv.lock").is_file() else []
     steps = (
-        (
-            "venv",
-            [
-                uv,
-                "venv",
-                "--quiet",
-                "--python",
-                _interpreter(uv, env, rendered_python_version(project)),
-                ".venv",
-            ],
-        ),
-        ("install", [uv, "pip", "install", "--quiet", "--python", str(python), "-e", ".[dev]"]),
-        ("pytest", [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
+        ("install", [uv, "sync", "--quiet", *locked, "--python", interpreter]),
+        ("pytest", [uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]),
     )
     output = ""
     for step, command in steps:

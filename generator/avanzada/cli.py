@@ -315,9 +315,10 @@ def _print_next_steps(dest: Path, answers: Mapping[str, Any], tag: str) -> None:
         f"cd {dest}",
         "git init && git add -A && git commit -m 'Generate with avanzada'"
         "   # needed by avanzada update",
-        "python -m venv .venv && .venv/bin/pip install -e '.[dev]'",
-        f".venv/bin/python -m {package}          # serve on http://127.0.0.1:8000",
-        ".venv/bin/python -m pytest              # its own test suite",
+        "uv run just setup     # .venv from uv.lock with the dev tools, and the git hooks",
+        f"uv run just serve     # python -m {package} on http://127.0.0.1:8000",
+        "uv run just test      # its own test suite",
+        "uv run just --list    # every task (dev, lint, fmt, bench, ...)",
     ):
         console.print(f"  {escape(line)}")
     console.print(
