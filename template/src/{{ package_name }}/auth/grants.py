@@ -37,13 +37,13 @@ class Selectors:
     dictionary lookup.
     """
 
-    __slots__ = ("_answers", "_exact", "_pattern", "everything", "selectors")
+    __slots__ = ("_answers", "_pattern", "everything", "exact", "selectors")
 
     def __init__(self, selectors: Iterable[str]) -> None:
         """Compile ``selectors`` (already validated) into one matcher."""
         self.selectors = tuple(dict.fromkeys(selectors))
         self.everything = "*" in self.selectors
-        self._exact = frozenset(s for s in self.selectors if "*" not in s)
+        self.exact = frozenset(s for s in self.selectors if "*" not in s)
         wildcards = [s for s in self.selectors if "*" in s]
         self._pattern = (
             re.compile("|".join(".*".join(map(re.escape, s.split("*"))) for s in wildcards))
@@ -60,12 +60,17 @@ class Selectors:
             return False
         answer = self._answers.get(name)
         if answer is None:
-            answer = name in self._exact or (
+            answer = name in self.exact or (
                 self._pattern is not None and self._pattern.fullmatch(name) is not None
             )
             if len(self._answers) < _CACHE_LIMIT:
                 self._answers[name] = answer
         return answer
+
+    @property
+    def exact_only(self) -> bool:
+        """Whether every selector is an exact name (``exact`` then says it all)."""
+        return self._pattern is None
 
     def __bool__(self) -> bool:
         """Whether anything at all is granted."""

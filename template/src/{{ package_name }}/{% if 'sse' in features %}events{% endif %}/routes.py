@@ -113,7 +113,11 @@ def _readable(request: Request, caller: Principal, wanted: frozenset[str] | None
         return wanted
     if not granted:
         raise forbidden(request, "the token grants no event type")
-    return None if granted.everything else granted
+    if granted.everything:
+        return None
+    # Exact names filter as a frozenset: fan-out asks ``type in topics`` for
+    # every event and client, and a set answers that in C.
+    return granted.exact if granted.exact_only else granted
 
 
 def _connection_slot(request: Request, caller: Principal) -> Callable[[], None]:
