@@ -145,6 +145,36 @@ class TemplateStore:
             self._git("tag", tag)
             return tag
 
+    def add_release(self, source: Path, version: str) -> str:
+        """Snapshot a released template into the store under exactly ``v{version}``.
+
+        Unlike :meth:`sync`, equal content never reuses another tag: a project
+        made from a release records that release's tag, so the tag must exist
+        even when two releases carry the same template. A tag that already
+        holds other content is an error (a release never changes).
+        """
+        tag = f"v{version}"
+        git_executable()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if not (self.path / ".git").is_dir():
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._git("init", "--quiet", "--initial-branch=main")
+            self._replace_content(source)
+            self._git("add", "--all", "--force", ".")
+            tree = self._git("write-tree").strip()
+            if tag in self.tags():
+                self._restore_head()
+                if self._git("rev-parse", f"{tag}^{{tree}}").strip() != tree:
+                    raise StoreError(
+                        f"the template store {self.path} has a tag {tag} with other content "
+                        f"than release {version}; move the store aside and run again"
+                    )
+                return tag
+            self._git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", f"Release {tag}")
+            self._git("tag", tag)
+            return tag
+
     # -- internals ---------------------------------------------------------
 
     def _git(self, *args: str) -> str:
