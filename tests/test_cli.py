@@ -21,20 +21,16 @@ import pexpect
 import pytest
 import yaml
 from avanzada import __version__, checks
-from avanzada.cli import app
 from avanzada.combinations import CombinationError, supported, unsupported
 from avanzada.questions import UnknownFeatureError, load_questions, parse_questions
 from avanzada.store import GitMissingError, StoreError, TemplateStore, avanzada_home
 from avanzada.template_source import TEMPLATE_ENV, TemplateNotFoundError, template_root
-from helpers import REPO_ROOT, avanzada_bin, commit_all, git
+from helpers import REPO_ROOT, avanzada_bin, commit_all, git, invoke
 from packaging.version import Version
-from typer.testing import CliRunner
 
 ANSWERS = ".copier-answers.yml"
 FEATURES = load_questions(REPO_ROOT).feature_values
 CHOICES = ", ".join(FEATURES)
-
-runner = CliRunner()
 
 
 # -- fixtures and helpers ------------------------------------------------------
@@ -100,14 +96,6 @@ def files_of(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and ".git" not in p.relative_to(root).parts
     }
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    """Run the app in-process; return exit code, stdout, stderr."""
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def assert_error(args: list[str | Path], code: int, message: str) -> str:

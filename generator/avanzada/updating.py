@@ -207,11 +207,11 @@ def _deleted_since_head(project: Path) -> list[str]:
 
 
 def keep_edited(project: Path, recorded: Mapping[str, Any]) -> list[str]:
-    """Bring back deleted files that the user edited or added; return their paths.
+    """Bring back deleted files that the user edited; return their paths.
 
     Copier deletes every file the old template rendered and the new one does
-    not, edited or not, and whole folders with the files a user added in them
-    (so switching a feature off lost the user's work). A deletion is kept only
+    not, edited or not (so switching a feature off lost the user's work in
+    them); files it never rendered stay. A deletion is kept only
     for a file whose committed content is exactly what the template rendered
     at the project's recorded version; every other deleted file is restored
     from HEAD, for the user to remove once they no longer need it.
