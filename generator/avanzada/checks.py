@@ -161,11 +161,15 @@ def iter_text_files(project: Path) -> Iterator[Path]:
 
 def _scan_text(project: Path, path: Path) -> list[LintFailure]:
     """Leftover Jinja and runs of blank lines in one text file."""
-    rel = str(path.relative_to(project))
+    return scan_text(str(path.relative_to(project)), path.read_text(encoding="utf-8"))
+
+
+def scan_text(rel: str, text: str) -> list[LintFailure]:
+    """Leftover Jinja and runs of blank lines in the text of the file at ``rel``."""
     failures: list[LintFailure] = []
     blank_run = 0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    markdown = path.suffix == ".md"
+    lines = text.splitlines()
+    markdown = rel.endswith(".md")
     for number, line in enumerate(lines, start=1):
         for marker, pattern in _JINJA_LEFTOVERS:
             if pattern.search(line):
