@@ -36,8 +36,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import copier
-from jinja2 import Environment, Template, meta
+# Copier's own Worker (the class run_copy drives) and its Jinja environment
+# type; copier 9 marks them internal, so the pin (copier<10) keeps these
+# imports stable and test_sweep.py compares the result with run_copy.
+from copier._jinja_ext import SandboxedEnvironment
+from copier._main import Worker
+from jinja2 import Template, meta
 
 from avanzada.checks import LintFailure, find_ruff, scan_text
 from avanzada.questions import FEATURES_QUESTION, Questions
@@ -79,7 +83,9 @@ def sweep_answers(questions: Questions) -> list[dict[str, Any]]:
             asked = [(n, v) for n, feature, v in varied if feature is None or feature in chosen]
             for values in itertools.product(*(v for _, v in asked)):
                 answers = {FEATURES_QUESTION: list(chosen)}
-                answers.update((name, value) for (name, _), value in zip(asked, values, strict=True))
+                answers.update(
+                    (name, value) for (name, _), value in zip(asked, values, strict=True)
+                )
                 combos.append(answers)
     return combos
 
@@ -96,14 +102,14 @@ def combination_name(answers: Mapping[str, Any]) -> str:
 # Per process: the template, the shared Jinja environment, the variables each template reads,
 # rendered contents by (template, values read), and where the running render
 # collects its files. Renders in one process run one after another.
-_ENV: dict[str, Environment] = {}
+_ENV: dict[str, SandboxedEnvironment] = {}
 _TEMPLATES: dict[str, Any] = {}
 _VARIABLES: dict[str, frozenset[str]] = {}
 _CONTENTS: dict[tuple[str, str], bytes] = {}
 _SINK: dict[str, bytes] = {}
 
 
-def _memoised_env(env: Environment) -> Environment:
+def _memoised_env(env: SandboxedEnvironment) -> SandboxedEnvironment:
     """Make ``env.from_string`` reuse compiled templates (Jinja caches only files)."""
     compiled: dict[str, Template] = {}
     original = env.from_string
@@ -125,7 +131,7 @@ def _freeze(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
-class _SweepWorker(copier.Worker):  # type: ignore[misc]
+class _SweepWorker(Worker):
     """A copier Worker that shares compiled templates and collects instead of writing."""
 
     @cached_property
@@ -158,7 +164,7 @@ class _SweepWorker(copier.Worker):  # type: ignore[misc]
         return cached if cached is not None else super().answers_relpath
 
     @cached_property
-    def jinja_env(self) -> Environment:
+    def jinja_env(self) -> SandboxedEnvironment:
         key = str(self.template.local_abspath)
         if key not in _ENV:
             _ENV[key] = _memoised_env(super().jinja_env)
@@ -327,20 +333,24 @@ def lint_renders(
             except SyntaxError as error:
                 detail = f"line {error.lineno}: {error.msg}"
                 failures.append((LintFailure("compile", path, detail), (path, digest)))
-    ruff_failures, groups = _ruff_unique(renders, contents, scratch)
-    failures.extend(ruff_failures)
     problems = [Problem(f, tuple(users[where])) for f, where in failures]
+    ruff_failures, config_of = _ruff_unique(renders, contents, scratch)
+    for failure, (path, digest, config) in ruff_failures:
+        # The same content lints differently under another configuration
+        # (target-version): name only the combinations of the failing one.
+        names = [n for n in users[(path, digest)] if config_of.get(n) == config]
+        problems.append(Problem(failure, tuple(names)))
     counts = {
         "distinct files": len(users),
         "distinct python files": sum(1 for path, _ in users if path.endswith(".py")),
-        "ruff configurations": groups,
+        "ruff configurations": len(set(config_of.values())),
     }
     return problems, counts
 
 
 def _ruff_unique(
     renders: Sequence[Render], contents: Mapping[str, bytes], scratch: Path
-) -> tuple[list[tuple[LintFailure, tuple[str, str]]], int]:
+) -> tuple[list[tuple[LintFailure, tuple[str, str, str]]], dict[str, str]]:
     """ruff check and format on one tree per ruff configuration of unique Python files.
 
     Each distinct content of a path goes to its own variant folder, which
@@ -352,19 +362,21 @@ def _ruff_unique(
     """
     ruff = find_ruff()
     if ruff is None:
-        return [(LintFailure("ruff", None, "ruff is not installed"), ("", ""))], 0
+        return [(LintFailure("ruff", None, "ruff is not installed"), ("", "", ""))], {}
     groups: dict[str, tuple[bytes, set[tuple[str, str]]]] = {}
     keys: dict[str, str] = {}
+    config_of: dict[str, str] = {}
     for render in renders:
         pyproject = render.files.get("pyproject.toml")
         if pyproject is None:
             continue
         if pyproject not in keys:
             keys[pyproject] = _ruff_key(contents[pyproject])
+        config_of[render.name] = keys[pyproject]
         group = groups.setdefault(keys[pyproject], (contents[pyproject], set()))
         group[1].update((p, d) for p, d in render.files.items() if p.endswith(".py"))
-    failures: list[tuple[LintFailure, tuple[str, str]]] = []
-    for index, (config, files) in enumerate(groups.values()):
+    failures: list[tuple[LintFailure, tuple[str, str, str]]] = []
+    for index, (key, (config, files)) in enumerate(groups.items()):
         root = scratch / f"ruff-{index}"
         where: dict[str, tuple[str, str]] = {}
         variants: dict[str, list[str]] = defaultdict(list)
@@ -387,8 +399,8 @@ def _ruff_unique(
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(b"")
-        failures.extend(_run_ruff(ruff, root, where))
-    return failures, len(groups)
+        failures.extend((f, (*origin, key)) for f, origin in _run_ruff(ruff, root, where))
+    return failures, config_of
 
 
 def _run_ruff(
