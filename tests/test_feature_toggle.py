@@ -119,7 +119,7 @@ def test_remove_feature_keeps_edited_files_and_says_so(tmp_path: Path) -> None:
     assert git(project, "status", "--porcelain") == "" and git(project, "rev-parse", "HEAD") == head
 
     out = update(project, "--remove-feature", "rooms")
-    assert "Kept, because you edited or added them" in out
+    assert "Kept, because you edited them" in out
     kept = out.split("Kept,", 1)[1]
     assert f"src/{PACKAGE}/rooms/manager.py" in kept
     # Copier never deletes a file it did not render: ours stays, unnamed.

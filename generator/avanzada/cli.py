@@ -580,7 +580,7 @@ def _print_update_report(
             console.print(f"  {escape(name)}")
     if kept:
         console.print(
-            "[bold yellow]Kept, because you edited or added them (the template no longer "
+            "[bold yellow]Kept, because you edited them (the template no longer "
             "renders them; remove them when you no longer need them):[/]"
         )
         for name in kept:
