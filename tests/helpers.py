@@ -42,3 +42,14 @@ def invoke(*args: str | Path) -> tuple[int, str, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
+
+
+def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run plain ``copier update --trust --defaults`` in project, as a user without avanzada."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("copier")), "update", "--trust", "--defaults", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -10,8 +10,6 @@ by ``avanzada update``; plain ``copier update`` deletes them.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import yaml
 from avanzada.checks import render, run_suite
 from avanzada.questions import load_questions
 from avanzada.store import default_store
-from helpers import REPO_ROOT, commit_all, git, invoke
+from helpers import REPO_ROOT, commit_all, copier_update, git, invoke
 from user_edits import PACKAGE, apply_user_edits, assert_no_conflicts, digest
 
 QUESTIONS = load_questions(REPO_ROOT)
@@ -146,20 +144,7 @@ def test_plain_copier_update_deletes_edited_files_of_a_removed_feature(tmp_path:
     project = new_project(tmp_path, DEFAULT)
     manager, extra, _ = edit_rooms(project)
     features = [f for f in DEFAULT if f != "rooms"]
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("copier")),
-            "update",
-            "--trust",
-            "--defaults",
-            "--data",
-            f"features={features}",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = copier_update(project, "--data", f"features={features}")
     assert done.returncode == 0, done.stderr
     assert not manager.exists(), "copier deletes the edited file of the removed feature"
     assert extra.is_file(), "a file copier never rendered stays"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from avanzada.checks import SuiteResult, lint, run_suite
 from avanzada.combinations import supported
 from avanzada.releases import Release, load_releases, restore
 from avanzada.store import TemplateStore
-from helpers import REPO_ROOT, avanzada_bin, commit_all, git
+from helpers import REPO_ROOT, avanzada_bin, commit_all, copier_update, git
 from user_edits import (
     apply_user_edits,
     assert_no_conflicts,
@@ -93,14 +92,7 @@ def test_update_from_release_keeps_user_edits(
     target = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
 
     # Plain copier, as a user who never installed avanzada runs it.
-    copier_bin = Path(sys.executable).with_name("copier")
-    plain = subprocess.run(
-        [str(copier_bin), "update", "--trust", "--defaults"],
-        cwd=twin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    plain = copier_update(twin)
     assert plain.returncode == 0, plain.stderr
     assert yaml.safe_load((twin / ".copier-answers.yml").read_text())["_commit"] == target
 

@@ -125,15 +125,7 @@ class TemplateStore:
         for entry in TEMPLATE_ENTRIES:
             if not (root / entry).exists():
                 raise StoreError(f"{root} is not an avanzada template: {entry} is missing")
-        git_executable()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if not (self.path / ".git").is_dir():
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._git("init", "--quiet", "--initial-branch=main")
-            self._replace_content(root)
-            self._git("add", "--all", "--force", ".")
-            tree = self._git("write-tree").strip()
+        with self._staged(root) as tree:
             existing = self._tag_with_tree(tree)
             if existing is not None:
                 # Keep the work tree equal to HEAD: copier copies uncommitted
@@ -154,15 +146,7 @@ class TemplateStore:
         holds other content is an error (a release never changes).
         """
         tag = f"v{version}"
-        git_executable()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if not (self.path / ".git").is_dir():
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._git("init", "--quiet", "--initial-branch=main")
-            self._replace_content(source)
-            self._git("add", "--all", "--force", ".")
-            tree = self._git("write-tree").strip()
+        with self._staged(source) as tree:
             if tag in self.tags():
                 self._restore_head()
                 if self._git("rev-parse", f"{tag}^{{tree}}").strip() != tree:
@@ -198,6 +182,19 @@ class TemplateStore:
                 f"git {args[0]} failed in {self.path}: {detail[-1] if detail else 'no output'}"
             )
         return result.stdout
+
+    @contextmanager
+    def _staged(self, root: Path) -> Iterator[str]:
+        """Under the lock, stage the template at ``root`` in the store; yield its tree id."""
+        git_executable()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if not (self.path / ".git").is_dir():
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._git("init", "--quiet", "--initial-branch=main")
+            self._replace_content(root)
+            self._git("add", "--all", "--force", ".")
+            yield self._git("write-tree").strip()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
