@@ -21,7 +21,7 @@ from typing import Any
 import copier
 import pytest
 import yaml
-from avanzada.checks import SuiteResult, lint, run_suite
+from avanzada.checks import lint
 from avanzada.combinations import supported
 from avanzada.releases import Release, load_releases, restore
 from avanzada.store import TemplateStore
@@ -31,15 +31,13 @@ from user_edits import (
     assert_no_conflicts,
     assert_user_edits_kept,
     digest,
+    suite_once,
 )
 
 RELEASES = load_releases(REPO_ROOT)
 #: The releases whose updated projects also run their own suite.
 SUITE_RELEASES = {release.version for release in RELEASES[-2:]}
 ANSWERS = {"default": supported()["default"], "all-redis": supported()["all-redis"]}
-# Suite results by the digest of the updated project's files: updates from two
-# releases that end in the same files would run the same suite twice.
-_SUITES: dict[str, SuiteResult] = {}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +58,17 @@ def render_release(store: Path, release: Release, answers: dict[str, Any], dest:
     return dest
 
 
-@pytest.mark.suite
 @pytest.mark.parametrize("answers_name", sorted(ANSWERS))
-@pytest.mark.parametrize("release", RELEASES, ids=lambda release: f"from-{release.version}")
+@pytest.mark.parametrize(
+    "release",
+    [
+        # The runs that end with the project's own suite are marked `suite`
+        # (`scripts/test -m "not suite"` leaves them out).
+        pytest.param(r, marks=pytest.mark.suite) if r.version in SUITE_RELEASES else r
+        for r in RELEASES
+    ],
+    ids=lambda release: f"from-{release.version}",
+)
 def test_update_from_release_keeps_user_edits(
     release: Release,
     answers_name: str,
@@ -107,9 +113,6 @@ def test_update_from_release_keeps_user_edits(
         return
     # These runs are also the suite runs of the default and all-redis answers
     # (test_suites.py leaves them to this test).
-    key = digest(project)
-    if key not in _SUITES:
-        _SUITES[key] = run_suite(project, mypy=True)
-    result = _SUITES[key]
+    result = suite_once(project)
     assert result.ok, f"{result.step} failed after {result.seconds:.1f} s\n{result.output}"
     assert " passed" in result.output
