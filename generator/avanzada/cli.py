@@ -138,7 +138,13 @@ def _friendly_errors(
         fail(f"interrupted; {interrupted}", EXIT_INTERRUPTED)
     except GitMissingError as error:
         fail(str(error), EXIT_FAILURE)
-    except (StoreError, QuestionsError, TemplateNotFoundError) as error:
+    except (
+        StoreError,
+        QuestionsError,
+        TemplateNotFoundError,
+        ReleaseError,
+        updating.UpdateError,
+    ) as error:
         fail(str(error), EXIT_FAILURE)
     except UnknownFeatureError as error:
         fail(str(error), EXIT_USAGE)
@@ -408,22 +414,23 @@ def update(
             message, code = _explain_copier_message("Destination repository is dirty", path)
             fail(message, code)
         src = recorded.get("_src_path")
-        try:
-            if not store.contains(src):
-                # The store is rebuilt by the sync below; any other source must be there.
-                updating.check_source(path, src, questions.answers_file)
-            releases = load_releases()
-            history = history_root()
-            # A project made from the store updates to what this avanzada carries
-            # (or a release of it); one made from elsewhere (a checkout, a URL) to
-            # its source's latest tag, as copier would.
-            vcs_ref: str | None = f"v{to}" if to else None
-            if store.contains(src):
-                if not updating.ensure_base(store, old_ref, releases, history):
-                    _fail_missing_base(store, path, old_ref)
-                vcs_ref = updating.target_tag(store, to, releases, history)
-        except (updating.UpdateError, ReleaseError) as error:
-            fail(str(error), EXIT_FAILURE)
+        if not store.contains(src):
+            # The store is rebuilt by the sync below; any other source must be there.
+            updating.check_source(path, src, questions.answers_file)
+        releases = load_releases()
+        offered = {r.version for r in releases} | {Version(__version__)}
+        if to is not None and Version(to) not in offered:
+            known = ", ".join(str(r.version) for r in releases)
+            fail(f"{to} is not a release of avanzada; releases: {known}, and {__version__}")
+        history = history_root()
+        # A project made from the store updates to what this avanzada carries
+        # (or a release of it); one made from elsewhere (a checkout, a URL) to
+        # its source's latest tag, as copier would.
+        vcs_ref: str | None = f"v{to}" if to else None
+        if store.contains(src):
+            if not updating.ensure_base(store, old_ref, releases, history):
+                _fail_missing_base(store, path, old_ref)
+            vcs_ref = updating.target_tag(store, to, releases, history)
         target_version = version_of_ref(vcs_ref) if vcs_ref else None
         if to is not None and target_version is not None:
             old_version = version_of_ref(old_ref)

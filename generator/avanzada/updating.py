@@ -139,11 +139,7 @@ def target_tag(
         return store.sync()
     release = next((r for r in releases if r.version == Version(to)), None)
     if release is None:
-        known = ", ".join(str(r.version) for r in releases)
-        raise UpdateError(
-            f"{to} is not a release of avanzada; releases: {known}, and {__version__} "
-            "(this avanzada)"
-        )
+        raise UpdateError(f"{to} is not a release of avanzada (see `avanzada releases`)")
     if release.tag in store.tags():
         return release.tag
     if history is None:
