@@ -9,14 +9,15 @@ by ``avanzada update``; plain ``copier update`` deletes them.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from avanzada.checks import render
 from avanzada.questions import load_questions
 from avanzada.store import default_store
+from avanzada.sweep import plain_copy, render_files
 from helpers import REPO_ROOT, commit_all, copier_update, git, invoke
 from user_edits import PACKAGE, apply_user_edits, assert_no_conflicts, digest, suite_once
 
@@ -36,12 +37,17 @@ def _private_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVANZADA_HOME", str(home))
 
 
-def expected_tree(features: list[str], scratch: Path) -> str:
-    """The digest of a fresh render of ``features`` with the user's edits applied."""
-    store = default_store()
-    dest = render({"features": features}, scratch, store=store)
-    apply_user_edits(dest)
-    return digest(dest)
+def expected_tree(template: Path, features: list[str], scratch: Path) -> str:
+    """The digest of a fresh render of ``features`` with the user's edits applied.
+
+    Rendered by the sweep's renderer (test_sweep.py proves it renders what
+    copier does) from a plain copy of the template, which records no source.
+    """
+    for path, content in render_files(template, {"features": features}).items():
+        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / path).write_bytes(content)
+    apply_user_edits(scratch)
+    return digest(scratch, ignore_source=True)
 
 
 def new_project(tmp_path: Path, features: list[str]) -> Path:
@@ -61,18 +67,14 @@ def update(project: Path, *args: str) -> str:
     return out
 
 
-@pytest.mark.parametrize(
-    "feature",
-    [pytest.param(f, marks=pytest.mark.suite) if f == "rooms" else f for f in FEATURES],
-)
-def test_feature_on_off_on_changes_only_its_files(feature: str, tmp_path: Path) -> None:
+def switch_on_off_on(feature: str, template: Path, work: Path) -> Path:
+    """Switch ``feature`` on, off and on again in an edited project; check each step."""
     start = [f for f in DEFAULT if f != feature]
     with_feature = QUESTIONS.order_features([*start, feature])
-    project = new_project(tmp_path, start)
-    expected_on = expected_tree(with_feature, tmp_path / "expected-on")
-    expected_off = expected_tree(start, tmp_path / "expected-off")
+    project = new_project(work, start)
+    expected_on = expected_tree(template, with_feature, work / "expected-on")
+    expected_off = expected_tree(template, start, work / "expected-off")
     assert expected_on != expected_off, f"{feature} changes the rendered files"
-
     for step, (args, expected) in enumerate(
         [
             (("--add-feature", feature), expected_on),
@@ -81,20 +83,51 @@ def test_feature_on_off_on_changes_only_its_files(feature: str, tmp_path: Path) 
         ]
     ):
         out = update(project, *args)
-        assert "Kept," not in out, f"step {step}: nothing of the user's is at risk here"
+        assert "Kept," not in out, f"{feature} step {step}: nothing of the user's is at risk"
         assert_no_conflicts(project)
-        assert digest(project) == expected, (
-            f"step {step} ({' '.join(args)}): the project is not a fresh render plus the "
-            f"user's edits:\n{git(project, 'status', '--short')}"
+        assert digest(project, ignore_source=True) == expected, (
+            f"{feature} step {step} ({' '.join(args)}): the project is not a fresh render "
+            f"plus the user's edits:\n{git(project, 'status', '--short')}"
         )
         commit_all(project, f"step {step}")
-    # The tree equals a fresh render plus the edits, so one suite run proves the
-    # feature's code works after the switches; run it where the switch reaches
-    # the most code. It ends as the default answers plus the edits, the same
-    # files test_update_history.py updates to, so the two share one run.
-    if feature == "rooms":
-        result = suite_once(project)
-        assert result.ok, f"{result.step} failed after {result.seconds:.1f} s\n{result.output}"
+    return project
+
+
+# Projects left by the switching test, by feature, for the suite test below.
+_SWITCHED: dict[str, Path] = {}
+
+
+def _switch_in_child(job: tuple[str, str, str]) -> str:
+    feature, template, work = job
+    return str(switch_on_off_on(feature, Path(template), Path(work)))
+
+
+def test_every_feature_on_off_on_changes_only_its_files(tmp_path: Path) -> None:
+    # Two processes (copier changes the working directory, so not threads):
+    # seven independent cycles of three updates each.
+    template = plain_copy(REPO_ROOT, tmp_path / "template")
+    default_store().sync()  # snapshot once, before the children share the store
+    jobs = []
+    for feature in FEATURES:
+        (tmp_path / feature).mkdir()
+        jobs.append((feature, str(template), str(tmp_path / feature)))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        _SWITCHED.update(zip(FEATURES, map(Path, pool.map(_switch_in_child, jobs)), strict=True))
+
+
+@pytest.mark.suite
+def test_a_switched_project_passes_its_suite(tmp_path: Path) -> None:
+    """The rooms project after on, off, on: the default answers plus the user's edits.
+
+    Its files equal a fresh render plus the edits (the test above), so one suite
+    run proves the switched code works; test_update_history.py updates to the
+    same files, and the two share that run.
+    """
+    project = _SWITCHED.get("rooms") or switch_on_off_on(
+        "rooms", plain_copy(REPO_ROOT, tmp_path / "template"), tmp_path
+    )
+    result = suite_once(project)
+    assert result.ok, f"{result.step} failed after {result.seconds:.1f} s\n{result.output}"
 
 
 def edit_rooms(project: Path) -> tuple[Path, Path, str]:
