@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -99,12 +99,15 @@ def combination_name(answers: Mapping[str, Any]) -> str:
 
 # -- rendering ---------------------------------------------------------------
 
-# Per process: the template, the shared Jinja environment, the variables each template reads,
-# rendered contents by (template, values read), and where the running render
-# collects its files. Renders in one process run one after another.
+# Per process: the template, the shared Jinja environment, the variables each
+# template (content or path) reads, rendered contents and paths by (template,
+# values read), and where the running render collects its files. Renders in
+# one process run one after another.
 _ENV: dict[str, SandboxedEnvironment] = {}
 _TEMPLATES: dict[str, Any] = {}
 _VARIABLES: dict[str, frozenset[str]] = {}
+_PATH_VARIABLES: dict[str, frozenset[str]] = {}
+_PATHS: dict[tuple[str, str], list[tuple[Path, Any]]] = {}
 _CONTENTS: dict[tuple[str, str], bytes] = {}
 _SINK: dict[str, bytes] = {}
 
@@ -169,6 +172,22 @@ class _SweepWorker(Worker):
         if key not in _ENV:
             _ENV[key] = _memoised_env(super().jinja_env)
         return _ENV[key]
+
+    def _render_path(self, relpath: Path) -> Iterable[tuple[Path, Any]]:
+        # A path renders the same for every combination that agrees on the
+        # variables its parts read (most read one feature test, or nothing).
+        name = relpath.as_posix()
+        if name not in _PATH_VARIABLES:
+            env = self.jinja_env
+            found: set[str] = set()
+            for part in relpath.parts:
+                found |= meta.find_undeclared_variables(env.parse(part))
+            _PATH_VARIABLES[name] = frozenset(found)
+        context = self._render_context()
+        key = (name, _freeze({v: context.get(v) for v in sorted(_PATH_VARIABLES[name])}))
+        if key not in _PATHS:
+            _PATHS[key] = list(super()._render_path(relpath))
+        return _PATHS[key]
 
     def _render_file(
         self, src_relpath: Path, dst_relpath: Path, extra_context: dict[str, Any] | None = None
