@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,24 @@ def test_update_errors_are_one_line_naming_the_fix(tmp_path: Path) -> None:
     commit_all(project, "answers restored")
     (project / "README.md").write_text("uncommitted\n")
     expect(None, 1, "uncommitted changes", "git commit")
+
+
+def test_copy_from_a_relative_path_warns_that_updates_will_fail(tmp_path: Path) -> None:
+    plain_copy(REPO_ROOT, tmp_path / "avanzada")
+    copier = str(Path(sys.executable).with_name("copier"))
+
+    def copy(source: str, dest: str) -> str:
+        done = subprocess.run(
+            [copier, "copy", "--trust", "--defaults", source, dest],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    warned = copy("avanzada", "service")
+    assert 'the template was given as the relative path "avanzada"' in warned
+    assert "absolute path" in warned
+    assert "relative path" not in copy(str(tmp_path / "avanzada"), "service2")
