@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avanzada.cli import app
+from typer.testing import CliRunner
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,3 +34,22 @@ def avanzada_bin() -> str:
     found = str(script) if script.exists() else shutil.which("avanzada")
     assert found, "the avanzada console script is not installed"
     return found
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    """Run the avanzada app in-process; return exit code, stdout, stderr."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run plain ``copier update --trust --defaults`` in project, as a user without avanzada."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("copier")), "update", "--trust", "--defaults", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

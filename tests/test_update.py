@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import copier
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from avanzada.checks import lint
 from avanzada.store import default_store
-from helpers import REPO_ROOT, avanzada_bin, commit_all, git
+from helpers import REPO_ROOT, avanzada_bin, commit_all, copier_update, git
 
 OLD_VERSION = "0.0.9"
 OLD_TITLE = "# {{ project_name }} (made by an older avanzada)"
@@ -134,13 +133,7 @@ def test_plain_copier_update_reaches_the_store(tmp_path: Path, avanzada_home: Pa
     )
     commit_all(project)
     new_tag = store.sync()  # what a newer avanzada does when it runs
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("copier")), "update", "--trust", "--defaults"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = copier_update(project)
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == new_tag
     assert (project / ".github" / "workflows" / "ci.yml").is_file()

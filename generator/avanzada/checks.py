@@ -88,15 +88,21 @@ def render(
     """Render the template with ``answers`` (defaults for the rest) into ``dest``.
 
     Without ``template`` the store is synced and the render uses its tag, as
-    ``avanzada new`` does. ``tasks`` runs the template's tasks after the copy
-    (``uv lock``, which needs the package index); without them the project's
-    first ``uv sync`` writes the lock. Copier's ValueError (a refused answer)
-    propagates.
+    ``avanzada new`` does; with one, its working tree (``HEAD`` plus uncommitted
+    changes) unless ``vcs_ref`` says otherwise. ``tasks`` runs the template's
+    tasks after the copy (``uv lock``, which needs the package index); without
+    them the project's first ``uv sync`` writes the lock. Copier's ValueError
+    (a refused answer) propagates.
     """
     if template is None:
         store = store if store is not None else default_store()
         vcs_ref = vcs_ref if vcs_ref is not None else store.sync()
         template = store.path
+    elif vcs_ref is None:
+        # Copier renders a git template's newest tag when no ref is given; a
+        # checkout tagged from releases.toml would then render the release,
+        # not the working tree being checked. HEAD includes uncommitted changes.
+        vcs_ref = "HEAD"
     copier.run_copy(
         str(template.resolve()),
         dest,
@@ -159,11 +165,15 @@ def iter_text_files(project: Path) -> Iterator[Path]:
 
 def _scan_text(project: Path, path: Path) -> list[LintFailure]:
     """Leftover Jinja and runs of blank lines in one text file."""
-    rel = str(path.relative_to(project))
+    return scan_text(str(path.relative_to(project)), path.read_text(encoding="utf-8"))
+
+
+def scan_text(rel: str, text: str) -> list[LintFailure]:
+    """Leftover Jinja and runs of blank lines in the text of the file at ``rel``."""
     failures: list[LintFailure] = []
     blank_run = 0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    markdown = path.suffix == ".md"
+    lines = text.splitlines()
+    markdown = rel.endswith(".md")
     for number, line in enumerate(lines, start=1):
         for marker, pattern in _JINJA_LEFTOVERS:
             if pattern.search(line):
@@ -224,12 +234,13 @@ def _interpreter(uv: str, env: Mapping[str, str], version: str | None) -> str:
     return sys.executable
 
 
-def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
+def run_suite(project: Path, *, timeout: float = 1800.0, mypy: bool = False) -> SuiteResult:
     """Install the project with ``uv sync`` into its own .venv, then ``uv run pytest``.
 
     ``uv sync`` installs the locked versions (``--locked``: a lock that no longer
     matches pyproject.toml fails) or, without a uv.lock yet, resolves and writes
-    it. ``timeout`` bounds the whole run, in seconds.
+    it. With ``mypy``, the project's own mypy configuration runs after pytest.
+    ``timeout`` bounds the whole run, in seconds.
     """
     started = time.monotonic()
     uv = _uv()
@@ -244,8 +255,9 @@ def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
     steps = (
         ("install", [uv, "sync", "--quiet", *locked, "--python", interpreter]),
         ("pytest", [uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]),
+        *((("mypy", [uv, "run", "--locked", "mypy"]),) if mypy else ()),
     )
-    output = ""
+    output, tested = "", ""
     for step, command in steps:
         remaining = timeout - (time.monotonic() - started)
         try:
@@ -272,8 +284,11 @@ def run_suite(project: Path, *, timeout: float = 1800.0) -> SuiteResult:
             return SuiteResult(
                 ok=False, seconds=time.monotonic() - started, step=step, output=_tail(output)
             )
+        if step == "pytest":
+            tested = output
+    # The summary callers read is pytest's ("N passed"), also when mypy ran last.
     return SuiteResult(
-        ok=True, seconds=time.monotonic() - started, step="pytest", output=_tail(output)
+        ok=True, seconds=time.monotonic() - started, step=steps[-1][0], output=_tail(tested)
     )
 
 

@@ -23,6 +23,7 @@ import copier
 import typer
 import yaml
 from copier.errors import CopierError, UserMessageError
+from packaging.version import Version
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -35,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from avanzada import __version__
+from avanzada import __version__, updating
 from avanzada.checks import LintFailure, SuiteResult, lint, render, run_suite
 from avanzada.combinations import Unsupported, supported, unsupported
 from avanzada.questions import (
@@ -44,6 +45,17 @@ from avanzada.questions import (
     QuestionsError,
     UnknownFeatureError,
     load_questions,
+)
+from avanzada.releases import (
+    UNRELEASED,
+    Release,
+    ReleaseError,
+    describe_version,
+    history_root,
+    load_changelog,
+    load_releases,
+    tag_repository,
+    version_of_ref,
 )
 from avanzada.store import (
     GitMissingError,
@@ -126,7 +138,13 @@ def _friendly_errors(
         fail(f"interrupted; {interrupted}", EXIT_INTERRUPTED)
     except GitMissingError as error:
         fail(str(error), EXIT_FAILURE)
-    except (StoreError, QuestionsError, TemplateNotFoundError) as error:
+    except (
+        StoreError,
+        QuestionsError,
+        TemplateNotFoundError,
+        ReleaseError,
+        updating.UpdateError,
+    ) as error:
         fail(str(error), EXIT_FAILURE)
     except UnknownFeatureError as error:
         fail(str(error), EXIT_USAGE)
@@ -222,7 +240,7 @@ def _stdin_is_terminal() -> bool:
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"avanzada {__version__}")
+        typer.echo(f"avanzada {describe_version()}")
         raise typer.Exit
 
 
@@ -357,12 +375,26 @@ def update(
             help="inline: conflict markers in the file; rej: a .rej file beside it.",
         ),
     ] = Conflict.inline,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="VERSION", help="Update to this release (see `avanzada releases`)."
+        ),
+    ] = None,
+    pretend: Annotated[
+        bool,
+        typer.Option(
+            "--pretend",
+            help="Show which files would change and which would conflict; change nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Update a generated project to the current template, keeping your edits."""
     questions = _questions()
     if not path.is_dir():
         fail(f"'{path}' is not a folder")
     recorded = _read_answers(path, questions)
+    _check_generated(path, recorded, questions)
     answers = parse_data(data or [], questions)
     added, removed = list(add_feature or []), list(remove_feature or [])
     if added or removed:
@@ -373,19 +405,73 @@ def update(
         )
     if prompt and not _stdin_is_terminal():
         fail("--prompt needs an interactive terminal")
+    if to is not None and version_of_ref(to) is None:
+        fail(f"--to expects a version such as 0.2.0, got {to!r}")
     store = default_store()
     old_ref = recorded.get("_commit")
     with _friendly_errors(path):
         git_executable()
-        # A project made from the store updates to what this avanzada carries;
-        # one made from elsewhere (a checkout, a URL) to its source's latest tag.
-        vcs_ref = None
-        if store.contains(recorded.get("_src_path")):
-            _check_base_tag(store, path, old_ref)
-            vcs_ref = store.sync()
+        if updating.is_dirty(path):
+            message, code = _explain_copier_message("Destination repository is dirty", path)
+            fail(message, code)
+        src = recorded.get("_src_path")
+        if not store.contains(src):
+            # The store is rebuilt by the sync below; any other source must be there.
+            updating.check_source(path, src, questions.answers_file)
+        releases = load_releases()
+        offered = {r.version for r in releases} | {Version(__version__)}
+        if to is not None and Version(to) not in offered:
+            known = ", ".join(str(r.version) for r in releases)
+            fail(f"{to} is not a release of avanzada; releases: {known}, and {__version__}")
+        history = history_root()
+        # A project made from the store updates to what this avanzada carries
+        # (or a release of it); one made from elsewhere (a checkout, a URL) to
+        # its source's latest tag, as copier would.
+        vcs_ref: str | None = f"v{to}" if to else None
+        if store.contains(src):
+            if not updating.ensure_base(store, old_ref, releases, history):
+                _fail_missing_base(store, path, old_ref)
+            vcs_ref = updating.target_tag(store, to, releases, history)
+        target_version = version_of_ref(vcs_ref) if vcs_ref else None
+        if to is not None and target_version is not None:
+            old_version = version_of_ref(old_ref)
+            if old_version is not None and Version(old_version.public) > target_version:
+                fail(f"'{path}' is at {old_ref}, newer than {to}; updates never go back")
+        _print_releases(releases, old_ref, vcs_ref)
+        with tempfile.TemporaryDirectory(prefix="avanzada-pretend-") as scratch:
+            target = updating.pretend_copy(path, Path(scratch)) if pretend else path
+            kept = _apply_update(target, recorded, answers, vcs_ref, prompt, conflict)
+            if pretend:
+                _print_pretend(path, target, kept)
+                return
+    _print_update_report(path, questions, old_ref, kept)
+
+
+def _check_generated(path: Path, recorded: Mapping[str, Any], questions: Questions) -> None:
+    """Refuse a project whose answers file belongs to another template."""
+    if FEATURES_QUESTION in recorded or "package_name" in recorded:
+        return
+    source = recorded.get("_src_path") or "an unknown template"
+    fail(
+        f"'{path}' was not generated by avanzada: its {questions.answers_file} records "
+        f"{source!s} and none of avanzada's answers (features, package_name); "
+        "update it with that template's own tool, or generate a project with `avanzada new`"
+    )
+
+
+def _apply_update(
+    path: Path,
+    recorded: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    vcs_ref: str | None,
+    prompt: bool,
+    conflict: Conflict,
+) -> list[str]:
+    """Run copier's update on ``path``; return the deleted files kept for the user."""
+    try:
         copier.run_update(
             path,
-            data=answers,
+            data=dict(answers),
             vcs_ref=vcs_ref,
             defaults=not prompt,
             overwrite=True,
@@ -393,19 +479,23 @@ def update(
             unsafe=True,
             quiet=True,
         )
-    _print_update_report(path, questions, old_ref)
+    except ValueError as error:
+        # With defaults, copier re-validates the recorded answers: one edited
+        # by hand into an invalid value fails here.
+        fail(
+            f"{' '.join(str(error).split())} (an answer in .copier-answers.yml or -d; fix it "
+            "there, commit, and run again)",
+            EXIT_USAGE,
+        )
+    return updating.keep_edited(path, recorded)
 
 
-def _check_base_tag(store: TemplateStore, path: Path, old_ref: Any) -> None:
+def _fail_missing_base(store: TemplateStore, path: Path, old_ref: Any) -> NoReturn:
     """Refuse to update when the store lost the tag the project was made from.
 
     The 3-way merge diffs the old template version against the new one; without
     the old tag copier would merge against whatever content now has that name.
-    ``v{version}`` of this avanzada is safe: the sync recreates it from the same
-    bundled template. Other tags (``+n`` snapshots, other releases) are local.
     """
-    if not old_ref or str(old_ref) in store.tags() or str(old_ref) == f"v{__version__}":
-        return
     fail(
         f"the template store {store.path} has no tag {str(old_ref)!r}, the template "
         f"version '{path}' was made from, so an update cannot tell your edits from "
@@ -413,6 +503,45 @@ def _check_base_tag(store: TemplateStore, path: Path, old_ref: Any) -> None:
         "made it (it restores that tag), or regenerate with `copier recopy`",
         EXIT_FAILURE,
     )
+
+
+def _print_releases(releases: Sequence[Release], old_ref: Any, new_ref: Any) -> None:
+    """Before applying: the releases the update crosses, with their changelog entries."""
+    between, unreleased = updating.releases_between(releases, old_ref, new_ref)
+    if not between and not unreleased:
+        return
+    changelog = load_changelog()
+    console.print(
+        f"This update brings (template {escape(str(old_ref))} -> {escape(str(new_ref))}):"
+    )
+    sections = [(f"{r.version} ({r.date})", changelog.get(str(r.version), "")) for r in between]
+    if unreleased:
+        sections.append((f"{__version__} (unreleased)", changelog.get(UNRELEASED, "")))
+    for title, body in sections:
+        console.print(f"\n[bold]{escape(title)}[/]")
+        for line in (body or "(no changelog entry)").splitlines():
+            console.print(f"  {escape(line)}" if line else "")
+    console.print()
+
+
+def _print_pretend(path: Path, clone: Path, kept: Sequence[str]) -> None:
+    """What an update would do, read from the updated clone."""
+    changed = updating.changes(clone)
+    conflicts = _conflicted_files(clone)
+    console.print(f"Pretend: nothing in {escape(str(path))} was changed.")
+    for title, names in (
+        ("Would add", changed.added),
+        ("Would change", [n for n in changed.modified if n not in conflicts]),
+        ("Would delete", changed.deleted),
+        ("Would conflict", conflicts),
+        ("Would keep (you edited them; the template no longer has them)", list(kept)),
+    ):
+        if names:
+            console.print(f"{title}:")
+            for name in names:
+                console.print(f"  {escape(name)}")
+    if not changed.count:
+        console.print("No file would change.")
 
 
 def _switch_features(
@@ -437,8 +566,10 @@ def _switch_features(
     return questions.order_features([f for f in [*current, *added] if f not in removed])
 
 
-def _print_update_report(path: Path, questions: Questions, old_ref: Any) -> None:
-    """Say what changed and where the user must resolve conflicts."""
+def _print_update_report(
+    path: Path, questions: Questions, old_ref: Any, kept: Sequence[str] = ()
+) -> None:
+    """Say what changed, what was kept and where the user must resolve conflicts."""
     answers = _read_answers(path, questions)
     features = ", ".join(answers.get(FEATURES_QUESTION) or []) or "none"
     new_ref = answers.get("_commit")
@@ -454,6 +585,13 @@ def _print_update_report(path: Path, questions: Questions, old_ref: Any) -> None
     if conflicts:
         console.print("[bold yellow]Resolve the conflicts in:[/]")
         for name in conflicts:
+            console.print(f"  {escape(name)}")
+    if kept:
+        console.print(
+            "[bold yellow]Kept, because you edited them (the template no longer "
+            "renders them; remove them when you no longer need them):[/]"
+        )
+        for name in kept:
             console.print(f"  {escape(name)}")
     console.print(f"Review with: git -C {escape(str(path))} diff, then commit.")
 
@@ -508,6 +646,47 @@ def features() -> None:
         )
     console.print(table)
     console.print("Pick them with: avanzada new DEST -f rooms -f sse   (or --all)")
+
+
+@app.command()
+def releases(
+    tag: Annotated[
+        bool,
+        typer.Option(
+            "--tag",
+            help="Tag each release's commit (v<version>) in the checkout avanzada runs from.",
+        ),
+    ] = False,
+) -> None:
+    """List the releases of avanzada (from releases.toml) and what each brings."""
+    try:
+        known = load_releases()
+    except ReleaseError as error:
+        fail(str(error), EXIT_FAILURE)
+    if tag:
+        repo = history_root()
+        if repo is None:
+            fail("--tag needs avanzada run from a git checkout of its repository", EXIT_FAILURE)
+        try:
+            created = tag_repository(repo, known)
+        except ReleaseError as error:
+            fail(str(error), EXIT_FAILURE)
+        console.print(
+            f"Tagged {escape(', '.join(created))} in {escape(str(repo))}."
+            if created
+            else f"Every release is already tagged in {escape(str(repo))}."
+        )
+        return
+    changelog = load_changelog()
+    table = Table(title=f"Releases of avanzada (this is {escape(describe_version(known))})")
+    for column in ("version", "date", "commit", "you must do"):
+        table.add_column(column)
+    for release in reversed(known):
+        section = changelog.get(str(release.version), "")
+        must = " ".join(section.partition("### You must do")[2].split()) or "-"
+        table.add_row(str(release.version), release.date, release.commit[:12], escape(must))
+    console.print(table)
+    console.print("Each release's changes: CHANGELOG.md; update with: avanzada update --to VERSION")
 
 
 # -- check -------------------------------------------------------------------

@@ -59,6 +59,10 @@ _UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "bad-slug": Unsupported({"project_slug": "My Service"}, "is not a valid slug"),
     "package-name-too-long": Unsupported({"package_name": "p" * 41}, "is too long"),
+    "redis-scale-out-without-sharing": Unsupported(
+        {"features": ["cache", "postgres"], "scale_out": "redis"},
+        "Redis scale-out shares rooms, SSE history and the queue, and none of them is chosen",
+    ),
     "unknown-feature": Unsupported(
         {"features": ["bogus"]}, "Invalid choice for 'features': 'bogus' is not in"
     ),

@@ -125,15 +125,7 @@ class TemplateStore:
         for entry in TEMPLATE_ENTRIES:
             if not (root / entry).exists():
                 raise StoreError(f"{root} is not an avanzada template: {entry} is missing")
-        git_executable()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if not (self.path / ".git").is_dir():
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._git("init", "--quiet", "--initial-branch=main")
-            self._replace_content(root)
-            self._git("add", "--all", "--force", ".")
-            tree = self._git("write-tree").strip()
+        with self._staged(root) as tree:
             existing = self._tag_with_tree(tree)
             if existing is not None:
                 # Keep the work tree equal to HEAD: copier copies uncommitted
@@ -142,6 +134,28 @@ class TemplateStore:
                 return existing
             tag = self._free_tag(version)
             self._git("commit", "--quiet", "--no-verify", "-m", f"Template of avanzada {tag}")
+            self._git("tag", tag)
+            return tag
+
+    def add_release(self, source: Path, version: str) -> str:
+        """Snapshot a released template into the store under exactly ``v{version}``.
+
+        Unlike :meth:`sync`, equal content never reuses another tag: a project
+        made from a release records that release's tag, so the tag must exist
+        even when two releases carry the same template. A tag that already
+        holds other content is an error (a release never changes).
+        """
+        tag = f"v{version}"
+        with self._staged(source) as tree:
+            if tag in self.tags():
+                self._restore_head()
+                if self._git("rev-parse", f"{tag}^{{tree}}").strip() != tree:
+                    raise StoreError(
+                        f"the template store {self.path} has a tag {tag} with other content "
+                        f"than release {version}; move the store aside and run again"
+                    )
+                return tag
+            self._git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", f"Release {tag}")
             self._git("tag", tag)
             return tag
 
@@ -168,6 +182,19 @@ class TemplateStore:
                 f"git {args[0]} failed in {self.path}: {detail[-1] if detail else 'no output'}"
             )
         return result.stdout
+
+    @contextmanager
+    def _staged(self, root: Path) -> Iterator[str]:
+        """Under the lock, stage the template at ``root`` in the store; yield its tree id."""
+        git_executable()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if not (self.path / ".git").is_dir():
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._git("init", "--quiet", "--initial-branch=main")
+            self._replace_content(root)
+            self._git("add", "--all", "--force", ".")
+            yield self._git("write-tree").strip()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

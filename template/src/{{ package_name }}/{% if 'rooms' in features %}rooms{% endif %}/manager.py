@@ -219,7 +219,7 @@ class _Resume:
         self._coroutine = coroutine
         self._waiting_on = waiting_on
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any]:
         coroutine, value = self._coroutine, self._waiting_on
         while True:
             try:
