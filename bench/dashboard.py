@@ -28,7 +28,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,7 +40,7 @@ import matplotlib.pyplot as plt
 import websockets
 import yaml
 from avanzada.checks import render
-from loadkit import free_port, wait_listening
+from loadkit import free_port, install, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,17 +62,7 @@ def prepare(work: Path) -> tuple[Path, Path]:
         work / "service",
         template=REPO,
     )
-    from uv import find_uv_bin
-
-    uv = str(find_uv_bin())
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    venv = work / "venv"
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), str(project)], env=env, check=True
-    )
+    python = install(project, work / "venv")
     return project, python
 
 
