@@ -231,7 +231,8 @@ def test_alert_rules_follow_the_features_and_pass_their_promtool_tests(rendered:
         done = subprocess.run(
             [promtool(), *args], cwd=folder, capture_output=True, text=True, check=False
         )
-        assert done.returncode == 0, f"{name}: promtool {' '.join(args)}\n{done.stdout}{done.stderr}"
+        command = " ".join(["promtool", *args])
+        assert done.returncode == 0, f"{name}: {command}\n{done.stdout}{done.stderr}"
     _PROMTOOL_PASSED.add(digest)
 
 
@@ -251,7 +252,8 @@ def test_scrape_config_passes_promtool_and_sends_the_key_from_a_file(
         check=False,
     )
     assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
-    jobs = {job["job_name"]: job for job in yaml.safe_load((folder / "prometheus.yml").read_text())["scrape_configs"]}
+    config = yaml.safe_load((folder / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     web = jobs.pop("my-service")
     assert web["authorization"] == {"type": "Bearer", "credentials_file": "api_key"}
     queue_on_redis = "queue" in answers["features"] and answers["scale_out"] == "redis"
@@ -299,7 +301,8 @@ def test_compose_starts_prometheus_and_grafana_under_a_profile(rendered: tuple) 
         assert services[service]["profiles"] == ["observability"], name
         for volume in services[service]["volumes"]:
             assert (project / volume.split(":")[0]).exists(), f"{name}: {volume}"
-    assert all("profiles" not in s for n, s in services.items() if n not in ("prometheus", "grafana"))
+    always = [service for key, service in services.items() if key not in ("prometheus", "grafana")]
+    assert all("profiles" not in service for service in always), name
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED), ids=str)
