@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -15,6 +17,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def install(project: Path, venv: Path, *extra: str) -> Path:
+    """Create a venv at ``venv``, install ``project`` and ``extra`` in it; return its python."""
+    from uv import find_uv_bin
+
+    uv = str(find_uv_bin())
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(python), str(project), *extra],
+        env=env,
+        check=True,
+    )
+    return python
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:

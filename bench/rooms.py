@@ -43,7 +43,7 @@ from pathlib import Path
 
 import psutil
 from avanzada.checks import render
-from loadkit import Tally, free_port, wait_listening
+from loadkit import Tally, free_port, install, wait_listening
 from websockets.frames import Frame, Opcode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -380,19 +380,7 @@ def prepare(work: Path) -> tuple[Path, Path]:
         work / "service",
         template=REPO,
     )
-    from uv import find_uv_bin
-
-    uv = str(find_uv_bin())
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    venv = work / "venv"
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), str(project), "websockets", "uvloop"],
-        env=env,
-        check=True,
-    )
+    python = install(project, work / "venv", "websockets", "uvloop")
     return project, python
 
 

@@ -7,6 +7,9 @@ and run the project's own suite) live in test_suites.py.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -167,6 +170,131 @@ def test_nginx_upstreams_follow_the_answer(rendered: tuple) -> None:
         pytest.skip("no nginx feature in this combination")
     servers = [line for line in upstreams.read_text().splitlines() if line.startswith("server ")]
     assert len(servers) == SUPPORTED[name].get("nginx_upstreams", 1)
+
+
+def expected_alerts(answers: dict[str, Any]) -> set[str]:
+    """The alerts of the features chosen (deploy/prometheus/alerts.yml)."""
+    features = answers["features"]
+    alerts = {"ServiceDown", "ReadinessFailing", "HighErrorRatio", "HighLatencyP99"}
+    alerts.add("AuthDeniedSpike")
+    by_feature = {
+        "rooms": {"RoomEvictions"},
+        "sse": {"SseEvictions", "SseResyncs"},
+        "queue": {"TaskQueueBacklog", "TaskWaitP99", "TaskFailures"},
+        "cache": {"CacheBackendErrors"},
+        "postgres": {"DatabaseUnavailable"},
+    }
+    for feature, feature_alerts in by_feature.items():
+        if feature in features:
+            alerts |= feature_alerts
+    if answers["scale_out"] == "redis" and ({"rooms", "sse"} & set(features)):
+        alerts.add("RedisBusDisconnected")
+    return alerts
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/services installs it (Debian package prometheus)"
+    return path
+
+
+_PROMTOOL_PASSED: set[str] = set()
+"""Digests of rule and test files promtool already passed: combinations share most."""
+
+
+def test_alert_rules_follow_the_features_and_pass_their_promtool_tests(rendered: tuple) -> None:
+    name, project = rendered
+    answers = effective(SUPPORTED[name])
+    folder = project / "deploy" / "prometheus"
+    rules = yaml.safe_load((folder / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    assert alerts == expected_alerts(answers), name
+    readme = (project / "README.md").read_text()
+    docs = (REPO_ROOT / "docs" / "observability.md").read_text()
+    for alert in alerts:
+        assert f"\n#### {alert}\n" in readme, f"{name}: no runbook for {alert} in README"
+        assert f"\n### {alert}\n" in docs, f"no runbook for {alert} in docs/observability.md"
+    digest = hashlib.sha256(
+        (folder / "alerts.yml").read_bytes() + (folder / "alerts.test.yml").read_bytes()
+    ).hexdigest()
+    if digest in _PROMTOOL_PASSED:
+        return
+    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
+        done = subprocess.run(
+            [promtool(), *args], cwd=folder, capture_output=True, text=True, check=False
+        )
+        command = " ".join(["promtool", *args])
+        assert done.returncode == 0, f"{name}: {command}\n{done.stdout}{done.stderr}"
+    _PROMTOOL_PASSED.add(digest)
+
+
+def test_scrape_config_passes_promtool_and_sends_the_key_from_a_file(
+    rendered: tuple, tmp_path: Path
+) -> None:
+    name, project = rendered
+    answers = effective(SUPPORTED[name])
+    folder = tmp_path / "prometheus"
+    shutil.copytree(project / "deploy" / "prometheus", folder)
+    (folder / "api_key").write_text("any-key-for-the-check\n")
+    done = subprocess.run(
+        [promtool(), "check", "config", "prometheus.yml"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
+    config = yaml.safe_load((folder / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    web = jobs.pop("my-service")
+    assert web["authorization"] == {"type": "Bearer", "credentials_file": "api_key"}
+    queue_on_redis = "queue" in answers["features"] and answers["scale_out"] == "redis"
+    assert set(jobs) == ({"my-service-worker"} if queue_on_redis else set()), name
+    assert "deploy/prometheus/api_key" in (project / ".gitignore").read_text()
+
+
+def test_dashboard_has_the_structure_grafana_expects(rendered: tuple) -> None:
+    name, project = rendered
+    answers = effective(SUPPORTED[name])
+    board = json.loads((project / "deploy" / "grafana" / "dashboard.json").read_text())
+    variables = {variable["name"]: variable for variable in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids)), f"{name}: panel ids repeat"
+    rows = {panel["title"] for panel in board["panels"] if panel["type"] == "row"}
+    titles = {
+        "rooms": "WebSocket rooms",
+        "sse": "Server-Sent Events",
+        "queue": "Task queue",
+        "cache": "Cache",
+        "postgres": "Database",
+    }
+    expected = {"Service"} | {title for key, title in titles.items() if key in answers["features"]}
+    if answers["scale_out"] == "redis" and ({"rooms", "sse"} & set(answers["features"])):
+        expected.add("Redis bus")
+    assert rows == expected, name
+    for panel in board["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}"
+            assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+    provisioning = project / "deploy" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert source["datasources"][0]["type"] == "prometheus"
+    assert (provisioning / "dashboards" / "dashboards.yml").is_file()
+
+
+def test_compose_starts_prometheus_and_grafana_under_a_profile(rendered: tuple) -> None:
+    name, project = rendered
+    compose_file = project / "compose.yaml"
+    if not compose_file.is_file():
+        pytest.skip("no Docker feature in this combination")
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    for service in ("prometheus", "grafana"):
+        assert services[service]["profiles"] == ["observability"], name
+        for volume in services[service]["volumes"]:
+            assert (project / volume.split(":")[0]).exists(), f"{name}: {volume}"
+    always = [service for key, service in services.items() if key not in ("prometheus", "grafana")]
+    assert all("profiles" not in service for service in always), name
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED), ids=str)

@@ -88,6 +88,16 @@ class Metrics:
             # Sum over live workers: a dead worker's requests are no longer in progress.
             multiprocess_mode="livesum",
         )
+        # Children only where a Redis bus runs ("rooms", "sse"): in memory there is
+        # no bus to lose, and a 0 would read as "disconnected".
+        self.bus_connected = Gauge(
+            "redis_bus_connected",
+            "1 while this process's Redis subscription of the bus answers, else 0.",
+            ["bus"],
+            registry=self.owner,
+            # The lowest of the live workers: one disconnected worker is enough to alert.
+            multiprocess_mode="livemin",
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one finished request."""

@@ -16,6 +16,8 @@ class EventMetrics:
     def __init__(self, metrics: Metrics) -> None:
         """Create the metrics in ``metrics``' registry (or its shared files)."""
         registry = metrics.owner
+        self.bus_connected = metrics.bus_connected
+        """``redis_bus_connected{bus}``: a Redis hub sets its ``sse`` child."""
         self.clients = Gauge(
             "sse_clients",
             "SSE clients connected now.",
