@@ -26,6 +26,7 @@ from avanzada.combinations import supported
 from avanzada.releases import Release, load_changelog, load_releases, restore
 from avanzada.store import TemplateStore
 from helpers import REPO_ROOT, avanzada_bin, commit_all, copier_update, git, invoke
+from packaging.version import Version
 from user_edits import (
     apply_user_edits,
     assert_no_conflicts,
@@ -56,6 +57,10 @@ def render_release(store: Path, release: Release, answers: dict[str, Any], dest:
         str(store), dest, data=answers, vcs_ref=release.tag, defaults=True, unsafe=True, quiet=True
     )
     return dest
+
+
+AUTHORIZATION = Version("0.3.0")
+"""The release that brought authorization (and its required settings)."""
 
 
 @pytest.mark.parametrize("answers_name", sorted(ANSWERS))
@@ -95,6 +100,12 @@ def test_update_from_release_keeps_user_edits(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"from template {release.tag} to v" in done.stdout, done.stdout
+    if Version(release.version) < AUTHORIZATION:
+        # The update brings the auth package and says which settings the
+        # service now needs before it starts (the changelog's "You must do").
+        assert (project / "src" / "my_service" / "auth" / "policy.py").is_file()
+        for setting in ("_API_KEYS", "_JWT_SECRET"):
+            assert setting in done.stdout, done.stdout
     target = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
 
     # Plain copier, as a user who never installed avanzada runs it.
