@@ -1,35 +1,30 @@
 """HTTP API of the queue: list task names, enqueue a task, read its state."""
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth.http import Caller, forbidden
 from ..auth.policy import Principal
 from .base import QueueClosedError, QueueFullError, QueueUnavailableError, TaskQueue, TaskState
 from .registry import Priority, UnknownTaskError, registry
+from .schema import describe_tasks
 
 router = APIRouter(tags=["tasks"])
 
 PriorityName = Literal["urgent", "high", "normal", "low"]
 
 
-def _registered_names(schema: dict[str, JsonValue]) -> None:
-    # Read when the schema is built, after every task module registered its tasks,
-    # so clients and contract tests know the valid names.
-    names: list[JsonValue] = [*registry.names]
-    schema["enum"] = names
-
-
 class TaskRequest(BaseModel):
     """A call to enqueue: a registered task name, its arguments and a priority."""
 
-    name: str = Field(
-        min_length=1,
-        max_length=200,
-        json_schema_extra=_registered_names,
-    )
+    # The schema is completed when it is built, after every task module
+    # registered its tasks: the valid names, and the arguments each one takes.
+    model_config = ConfigDict(json_schema_extra=partial(describe_tasks, registry))
+
+    name: str = Field(min_length=1, max_length=200)
     args: list[Any] | dict[str, Any] = Field(
         default_factory=list,
         description="Positional arguments (a list) or keyword arguments (an object).",

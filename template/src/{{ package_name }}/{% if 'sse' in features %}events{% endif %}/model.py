@@ -21,7 +21,9 @@ RESYNC_EVENT: Final = "resync"
 RESERVED_TYPES: Final = frozenset({RESYNC_EVENT})
 
 _NAME = re.compile(NAME_PATTERN)
-_ID = re.compile(r"^([0-9a-f]{1,32})\.(\d{1,20}(?:-\d{1,20})?)$")
+ID_PATTERN: Final = r"^([0-9a-f]{1,32})\.(\d{1,20}(?:-\d{1,20})?)$"
+"""Event ids: ``<epoch>.<position>``, the position ``<n>`` or ``<ms>-<seq>`` (Redis)."""
+_ID = re.compile(ID_PATTERN)
 MAX_ID_LENGTH: Final = 80
 
 

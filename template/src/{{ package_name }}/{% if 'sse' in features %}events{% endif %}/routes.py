@@ -16,7 +16,7 @@ from ..auth.http import BrowserCaller, Caller, KeyHolder, forbidden
 from ..auth.policy import Auth, Principal
 from ..settings import Settings
 from .hub import EventHub, EventTooLarge, HistoryUnavailable, Subscriber, TopicFilter
-from .model import MAX_ID_LENGTH, NAME_PATTERN, EventId, parse_topics, retry_frame
+from .model import ID_PATTERN, MAX_ID_LENGTH, NAME_PATTERN, EventId, parse_topics, retry_frame
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,8 @@ async def history(
     request: Request,
     caller: Caller,
     after: Annotated[
-        str | None, Query(max_length=MAX_ID_LENGTH, description="Events after this id.")
+        str | None,
+        Query(max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="Events after this id."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
