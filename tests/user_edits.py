@@ -115,7 +115,7 @@ def assert_no_conflicts(project: Path) -> None:
 
 
 def digest(project: Path, *, ignore_source: bool = False) -> str:
-    """A hash of the project's files (names and bytes), .git excluded.
+    """A hash of the project's files (names and bytes), .git and uv.lock excluded.
 
     With ``ignore_source``, the answers file's ``_src_path`` and ``_commit``
     lines do not count: two template stores holding the same template give
@@ -124,7 +124,8 @@ def digest(project: Path, *, ignore_source: bool = False) -> str:
     sha = hashlib.sha256()
     for path in sorted(project.rglob("*")):
         rel = path.relative_to(project)
-        if ".git" in rel.parts or not path.is_file():
+        # uv.lock is resolved from the package index at generation, not rendered.
+        if ".git" in rel.parts or not path.is_file() or str(rel) == "uv.lock":
             continue
         data = path.read_bytes()
         if ignore_source and str(rel) == ".copier-answers.yml":
