@@ -44,6 +44,9 @@ def next_release(dest: Path, version: str) -> Path:
         )
         if new != text:
             path.write_text(new)
+    # Conditional file names read answers too.
+    for path in sorted((root / "template").rglob("*nginx_upstreams*"), key=lambda p: -len(p.parts)):
+        path.rename(path.with_name(path.name.replace("nginx_upstreams", "nginx_servers")))
     copier_yml = root / "copier.yml"
     text = copier_yml.read_text()
     migration = MIGRATION.format(version=version)

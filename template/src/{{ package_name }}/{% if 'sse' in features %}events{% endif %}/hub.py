@@ -11,7 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 
 import anyio
 
@@ -20,7 +20,7 @@ from .model import Event, EventId, check_type, encode_data, resync_frame
 
 logger = logging.getLogger(__name__)
 
-TopicFilter: TypeAlias = Container[str] | None
+TopicFilter = Container[str] | None
 """The event types a client receives: ``None`` for all, else asked with ``type in topics``
 (a set of names, or the selectors of a token's ``subscribe`` grant)."""
 
