@@ -13,11 +13,18 @@ Deliver = Callable[[str, str], None]
 """Called with ``(room, frame)`` for every frame the bus carries to this process."""
 
 
+class BusUnavailable(Exception):
+    """The bus cannot carry a message to every process now; nobody received it."""
+
+
 class Bus(Protocol):
     """Carries encoded frames to every process that serves rooms."""
 
     async def publish(self, room: str, frame: str) -> None:
-        """Send ``frame`` to the members of ``room`` in every process."""
+        """Send ``frame`` to the members of ``room`` in every process.
+
+        ``BusUnavailable`` when it cannot reach them all: then it reached none.
+        """
         ...
 
     async def start(self, deliver: Deliver) -> None:

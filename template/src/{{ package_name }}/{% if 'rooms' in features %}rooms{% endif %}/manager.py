@@ -110,11 +110,6 @@ class Member:
         self.close_code: int | None = None
         self.close_reason = ""
 
-    @property
-    def queued(self) -> tuple[int, int]:
-        """Frames and bytes waiting in the outbound queue."""
-        return len(self._queue), self._bytes
-
     def offer(self, message: Message) -> int:
         """Send or queue ``message`` without waiting: ``SENT``, ``QUEUED`` or ``OVERFLOW``."""
         size = len(message["text"])
@@ -377,11 +372,6 @@ class Rooms:
             return local, False
         return total, True
 
-    @property
-    def total(self) -> int:
-        """Members of every room connected to this process."""
-        return sum(len(members) for members in self._members.values())
-
     def join(self, room: str, send: Send) -> Member:
         """Add a member to ``room`` (``RoomFullError`` at capacity) and start its writer."""
         members = self._members.setdefault(room, set())
@@ -427,7 +417,9 @@ class Rooms:
 
         Raises ``InvalidRoomError`` for a bad room name, ``TypeError`` or
         ``ValueError`` for data JSON cannot carry, ``MessageTooLargeError``
-        when the frame could never fit a member's queue.
+        when the frame could never fit a member's queue, ``BusUnavailable``
+        when the bus (Redis) cannot carry it to every process: then no member
+        anywhere received it, and the caller should refuse the message.
         """
         if not is_valid_room(room):
             raise InvalidRoomError(room)

@@ -15,6 +15,7 @@ from ..auth.http import Caller, forbidden
 from ..auth.limits import PublishRates
 from ..auth.policy import Auth, Denied, Principal
 from ..auth.websocket import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, admit
+from .bus import BusUnavailable
 from .manager import (
     OVERFLOW,
     Member,
@@ -227,6 +228,8 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms, session
                 problem = error
             except MessageTooLargeError as error:
                 problem = FrameError("too_large", str(error))
+            except BusUnavailable:
+                problem = FrameError("unavailable", "the message was not delivered; send it again")
         if answer is not None and member.offer(send_message(answer)) == OVERFLOW:
             rooms.evict(member, "queue_full")
         if problem is not None:
@@ -258,6 +261,7 @@ async def _close(websocket: WebSocket, code: int, reason: str, wait: float) -> N
         403: {"description": "The token does not grant publishing into this room."},
         413: {"description": "The message is larger than the configured limit."},
         429: {"description": "This token's subject publishes too fast."},
+        503: {"description": "The bus between processes (Redis) did not take it."},
     },
 )
 async def publish_message(
@@ -277,6 +281,12 @@ async def publish_message(
         await rooms.publish(room, body.data)
     except MessageTooLargeError as error:
         raise HTTPException(status_code=413, detail=str(error)) from None
+    except BusUnavailable:
+        raise HTTPException(
+            status_code=503,
+            detail="the message was not delivered; try again",
+            headers={"Retry-After": "1"},
+        ) from None
     except (TypeError, ValueError) as error:
         # NaN and Infinity parse from a request body but are not JSON.
         raise HTTPException(status_code=422, detail=f"data is not valid JSON: {error}") from None
