@@ -198,18 +198,28 @@ class EventHub(ABC):
         self,
         subscriber: Subscriber,
         last_event_id: EventId | None,
-        replay: list[Event] | None,
-        current_id: str,
+        replay: list[Event],
         reason: str,
+        resume_id: str,
     ) -> Subscription:
-        """The frames a new client gets first: its replay, or one resync event."""
+        """The frames a new client gets first.
+
+        ``reason`` is ``ok`` when ``replay`` is exactly what the client missed.
+        Otherwise history cannot tell (``reason`` says why) and ``replay`` is the
+        history that exists, from its oldest event: the client gets one resync
+        event (id ``resume_id``, just before that history), then that history,
+        rather than only what is published from now on.
+        """
         if last_event_id is None:
             return Subscription(subscriber)
-        if replay is None:
-            self.metrics.resyncs.inc()
-            return Subscription(subscriber, [resync_frame(current_id, reason, str(last_event_id))])
-        self.metrics.replays.inc()
         topics = subscriber.topics
+        frames = [e.frame for e in replay if topics is None or e.type in topics]
+        if reason == "ok" and not last_event_id.is_malformed:
+            self.metrics.replays.inc()
+            return Subscription(subscriber, frames)
+        self.metrics.resyncs.inc()
+        if last_event_id.is_malformed:
+            reason = "malformed"
         return Subscription(
-            subscriber, [e.frame for e in replay if topics is None or e.type in topics]
+            subscriber, [resync_frame(resume_id, reason, str(last_event_id)), *frames]
         )

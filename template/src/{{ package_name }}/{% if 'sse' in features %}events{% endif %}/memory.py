@@ -56,15 +56,14 @@ class MemoryEventHub(EventHub):
     async def subscribe(self, last_event_id: EventId | None, topics: TopicFilter) -> Subscription:
         """Register a client and copy its replay in the same loop step (no await)."""
         subscriber = self._new_subscriber(topics)
-        replay: list[Event] | None = None
+        replay: list[Event] = []
         reason = "ok"
         if last_event_id is not None:
             index, reason = self._after(last_event_id)
-            if index >= 0:
-                replay = list(islice(self._history, index, None))
-        return self._opening(
-            subscriber, last_event_id, replay, f"{self.epoch}.{self._last}", reason
-        )
+            # History cannot tell what was missed: all of it, from the oldest.
+            replay = list(islice(self._history, max(index, 0), None))
+        before_oldest = f"{self.epoch}.{self._last - len(self._history)}"
+        return self._opening(subscriber, last_event_id, replay, reason, before_oldest)
 
     async def history(self, after: EventId | None, limit: int) -> HistoryPage:
         """Up to ``limit`` events after ``after``; from the oldest kept on a gap."""

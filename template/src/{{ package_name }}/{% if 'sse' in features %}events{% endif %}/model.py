@@ -16,7 +16,9 @@ NAME_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,64}$"
 """Event types (and the topics a client filters on)."""
 
 RESYNC_EVENT: Final = "resync"
-"""Sent instead of a replay when history no longer reaches the client's id."""
+"""Sent when history cannot tell what the client missed after its id (gone, from an
+older history, or an id that does not parse); the events of the history that
+exists follow it, from the oldest."""
 
 RESERVED_TYPES: Final = frozenset({RESYNC_EVENT})
 
@@ -35,6 +37,16 @@ class EventId:
     position: str
 
     @classmethod
+    def malformed(cls, text: str) -> "EventId":
+        """An id a client sent that does not parse: it gets a resync, never an error."""
+        return cls("", text[:MAX_ID_LENGTH])
+
+    @property
+    def is_malformed(self) -> bool:
+        """Whether this stands for an id that did not parse (a parsed one has an epoch)."""
+        return not self.epoch
+
+    @classmethod
     def parse(cls, text: str) -> "EventId":
         """Parse ``<epoch>.<position>``; ``ValueError`` names the expected form."""
         match = _ID.match(text.strip()) if len(text) <= MAX_ID_LENGTH else None
@@ -46,7 +58,7 @@ class EventId:
         return cls(match.group(1), match.group(2))
 
     def __str__(self) -> str:
-        return f"{self.epoch}.{self.position}"
+        return f"{self.epoch}.{self.position}" if self.epoch else self.position
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +98,15 @@ def make_event(event_id: str, event_type: str, data_json: str) -> Event:
     return Event(event_id, event_type, data_json, frame)
 
 
-def resync_frame(current_id: str, reason: str, last_event_id: str | None) -> bytes:
+def resync_frame(resume_id: str, reason: str, last_event_id: str | None) -> bytes:
     """The explicit "you missed events we no longer have" event.
 
-    Its id is the newest id in history, so a client that reconnects after it
-    resumes from here instead of asking for the lost range again.
+    The oldest events still in history follow it, so its id is the position
+    just before them: a client that reconnects after the resync but before
+    those events arrived gets them replayed, not skipped.
     """
-    data = encode_data({"reason": reason, "last_event_id": last_event_id, "current_id": current_id})
-    return f"id: {current_id}\nevent: {RESYNC_EVENT}\ndata: {data}\n\n".encode()
+    data = encode_data({"reason": reason, "last_event_id": last_event_id, "current_id": resume_id})
+    return f"id: {resume_id}\nevent: {RESYNC_EVENT}\ndata: {data}\n\n".encode()
 
 
 def retry_frame(retry_ms: int) -> bytes:

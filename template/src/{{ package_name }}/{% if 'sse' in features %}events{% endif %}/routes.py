@@ -94,6 +94,20 @@ def _unavailable(exc: HistoryUnavailable) -> HTTPException:
     return HTTPException(status_code=503, detail=f"event history unavailable: {exc}")
 
 
+def _reconnect_id(text: str | None) -> EventId | None:
+    """A reconnecting client's id; one that does not parse still gets a 200 stream.
+
+    ``EventSource`` gives up for good on any answer but a 200 stream, so a bad
+    id is answered with a resync event (reason ``malformed``), never a 4xx.
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        return EventId.parse(text)
+    except ValueError:
+        return EventId.malformed(text)
+
+
 def _parse_id(text: str | None, name: str) -> EventId | None:
     if text is None or not text.strip():
         return None
@@ -157,7 +171,7 @@ def _end_at_expiry(caller: Principal, subscriber: Subscriber) -> asyncio.TimerHa
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
         401: {"description": "No valid API key or token."},
         403: {"description": "A browser origin not allowed, or event types not granted."},
-        422: {"description": "A malformed event id or topics list."},
+        422: {"description": "A malformed topics list."},
         429: {"description": "This token's subject holds too many connections."},
         503: {"description": "The history store does not answer."},
     },
@@ -165,12 +179,15 @@ def _end_at_expiry(caller: Principal, subscriber: Subscriber) -> asyncio.TimerHa
 async def stream(
     request: Request,
     caller: BrowserCaller,
-    last_event_id_header: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=MAX_ID_LENGTH)
-    ] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[
         str | None,
-        Query(max_length=MAX_ID_LENGTH, description="For clients that cannot set headers."),
+        Query(
+            description=(
+                "For clients that cannot set headers. An id that does not parse or "
+                "no longer exists gets a resync event, never an error."
+            )
+        ),
     ] = None,
     topics: Annotated[
         str | None, Query(max_length=2200, description="Comma-separated event types.")
@@ -186,9 +203,7 @@ async def stream(
     replays included; ``topics`` narrows them further.
     """
     settings: Settings = request.app.state.settings
-    after = _parse_id(last_event_id_header, "Last-Event-ID") or _parse_id(
-        last_event_id, "last_event_id"
-    )
+    after = _reconnect_id(last_event_id_header) or _reconnect_id(last_event_id)
     try:
         wanted = parse_topics(topics)
     except ValueError as exc:
