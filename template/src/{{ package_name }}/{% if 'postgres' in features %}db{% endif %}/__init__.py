@@ -2,5 +2,12 @@
 
 from .errors import DatabaseUnavailableError, PoolExhaustedError
 from .pool import Database, open_database
+from .text import StoredText
 
-__all__ = ["Database", "DatabaseUnavailableError", "PoolExhaustedError", "open_database"]
+__all__ = [
+    "Database",
+    "DatabaseUnavailableError",
+    "PoolExhaustedError",
+    "StoredText",
+    "open_database",
+]
