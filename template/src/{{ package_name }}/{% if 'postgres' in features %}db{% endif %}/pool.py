@@ -119,6 +119,9 @@ class Database:
             raise DatabaseUnavailableError(
                 f"cannot connect to PostgreSQL: {_describe(exc)}"
             ) from exc
+        except asyncpg.InterfaceError as exc:
+            # The pool is closing or closed: shutdown began after ``self.pool()``.
+            raise DatabaseUnavailableError(f"the pool is closing: {_describe(exc)}") from exc
         try:
             yield connection
         except TimeoutError as exc:
@@ -130,7 +133,19 @@ class Database:
                 f"lost the PostgreSQL connection: {_describe(exc)}"
             ) from exc
         finally:
+            await self._release(pool, connection)
+
+    async def _release(
+        self, pool: Pool[asyncpg.Record], connection: PoolConnectionProxy[asyncpg.Record]
+    ) -> None:
+        # Release resets the connection (a round trip, bounded by the acquire
+        # timeout). On a hung or broken network that fails, and asyncpg then
+        # terminates the connection; the request's outcome is already decided,
+        # so the failure is logged, never raised (it used to escape as a 500).
+        try:
             await pool.release(connection)
+        except (TimeoutError, *_CONNECTION_LOST, asyncpg.InterfaceError) as exc:
+            logger.warning("postgres connection dropped on release: %s", _describe(exc))
 
     @asynccontextmanager
     async def transaction(
