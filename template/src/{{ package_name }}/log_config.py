@@ -7,6 +7,8 @@ uvicorn applies in the supervisor and again in every worker.
 
 import logging
 import re
+import threading
+import time
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -76,6 +78,44 @@ class AccessJsonFormatter(JsonFormatter):
             log_data.update(zip(_ACCESS_FIELDS, record.args, strict=True))
 
 
+class ClientFaultFilter(logging.Filter):
+    """At most one line per ``interval`` for errors a client causes at will.
+
+    uvicorn logs an ERROR with a full traceback for every WebSocket text frame
+    that is not valid UTF-8 (it then closes with 1007, which is right): any
+    client could flood the log. Such records lose their traceback, become
+    warnings, and pass once per ``interval`` seconds with the number dropped
+    since the last one.
+    """
+
+    MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+    """The records (by their format string) this filter governs."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        """Let one governed record through per ``interval`` seconds."""
+        super().__init__()
+        self.interval = interval
+        self._next = 0.0
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is logged (rewritten when governed)."""
+        if record.msg not in self.MESSAGES:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                self._dropped += 1
+                return False
+            self._next = now + self.interval
+            dropped, self._dropped = self._dropped, 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        record.msg = f"{record.msg} (closed with 1007; {dropped} more since the last report)"
+        return True
+
+
 def _json_formatter(factory: str) -> dict[str, Any]:
     return {
         "()": factory,
@@ -118,7 +158,10 @@ def build_log_config(settings: Settings) -> dict[str, Any]:
         # Loggers created at import time (the app's modules) must keep working.
         "disable_existing_loggers": False,
         "formatters": formatters,
-        "filters": {"redact_secrets": {"()": f"{__name__}.RedactSecrets"}},
+        "filters": {
+            "redact_secrets": {"()": f"{__name__}.RedactSecrets"},
+            "client_faults": {"()": f"{__name__}.ClientFaultFilter"},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -135,7 +178,7 @@ def build_log_config(settings: Settings) -> dict[str, Any]:
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
-            "uvicorn.error": {"level": level},
+            "uvicorn.error": {"level": level, "filters": ["client_faults"]},
             "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
             # The queue engine's Redis client logs every reconnection attempt at INFO;
             # the worker says once that Redis is unreachable, which is enough.

@@ -93,6 +93,10 @@ def parse_client_frame(text: str) -> ClientMessage | ClientAuth:
         value = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         raise FrameError("invalid_json", "the frame is not valid JSON") from None
+    except RecursionError:
+        # Valid JSON nested deeper than the parser's recursion limit (about 1,000
+        # levels); it used to end the connection with no close frame and no log.
+        raise FrameError("invalid_json", "the frame is nested too deeply") from None
     if not isinstance(value, dict):
         raise FrameError("invalid_frame", "the frame must be a JSON object")
     kind = value.get("type")

@@ -1,7 +1,6 @@
 """``WS /ws/{room}``, ``POST /rooms/{room}/messages`` and ``GET /rooms/{room}``."""
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Annotated, Any, Literal
@@ -185,8 +184,13 @@ async def _serve_member(
         for task in (member.writer, reader):
             task.cancel()
         for task in (member.writer, reader):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # A bug, not a client: say so instead of closing without a word.
+                logger.exception("room connection task failed", extra={"room": room})
     if member.close_code is not None:
         await _close(
             websocket, member.close_code, member.close_reason, settings.rooms_close_timeout
