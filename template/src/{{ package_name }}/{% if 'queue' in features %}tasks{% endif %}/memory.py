@@ -18,7 +18,15 @@ from typing import Any
 
 from .base import QueueClosedError, QueueFullError, TaskState, TaskView
 from .metrics import TaskMetrics
-from .registry import PRIORITY_LABELS, Priority, TaskRegistry, TaskSpec, backoff_delay
+from .registry import (
+    PRIORITY_LABELS,
+    Priority,
+    TaskRegistry,
+    TaskSpec,
+    backoff_delay,
+    check_arguments,
+    result_too_large,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +123,8 @@ class QueuePolicy:
     retry_backoff_max: float = 30.0
     max_pending: int = 100_000
     results_kept: int = 10_000
+    max_args_bytes: int = 65_536
+    max_result_bytes: int = 65_536
 
 
 class MemoryTaskQueue:
@@ -180,6 +190,7 @@ class MemoryTaskQueue:
         kwargs = kwargs if kwargs is not None else {}
         if args or kwargs or not spec.takes_no_arguments:
             spec.bind(args, kwargs)
+            check_arguments(args, kwargs, self._policy.max_args_bytes)
         # Unguessable (128 random bits): an id is all a reader needs besides its credential.
         task_id = secrets.token_hex(16)
         record = _Record(task_id, spec, args, kwargs, priority)
@@ -288,9 +299,16 @@ class MemoryTaskQueue:
         else:
             me.current = None
             metrics.run[spec.name].observe(loop.time() - started)
-            record.state = "succeeded"
-            record.error = None
-            metrics.succeeded[spec.name] += 1
+            too_large = result_too_large(record.result, self._policy.max_result_bytes)
+            if too_large is not None:
+                # Deterministic: another attempt would return the same; not retried.
+                record.result, record.error, record.state = None, too_large, "failed"
+                metrics.failed[spec.name] += 1
+                logger.error("task result too large", extra={"task": spec.name, "error": too_large})
+            else:
+                record.state = "succeeded"
+                record.error = None
+                metrics.succeeded[spec.name] += 1
             self._finish(record)
 
     def _failed_attempt(self, record: _Record) -> None:

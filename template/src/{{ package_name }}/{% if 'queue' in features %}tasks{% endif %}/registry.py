@@ -8,6 +8,7 @@ the same calls.
 
 import asyncio
 import inspect
+import json
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -63,6 +64,35 @@ class TaskSpec:
             return await self.function(*args, **kwargs)
         # A sync function would block every request while it runs.
         return await asyncio.to_thread(self.function, *args, **kwargs)
+
+
+class TooLargeError(ValueError):
+    """A task's arguments or result are larger, as JSON, than the configured limit."""
+
+
+def json_size(value: Any) -> int:
+    """Bytes ``value`` takes as compact JSON (what both engines store)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+def check_arguments(args: list[Any], kwargs: dict[str, Any], limit: int) -> None:
+    """``TooLargeError`` when the arguments take more than ``limit`` bytes as JSON."""
+    if args or kwargs:
+        size = json_size([args, kwargs])
+        if size > limit:
+            raise TooLargeError(f"the arguments are {size} bytes as JSON; at most {limit} allowed")
+
+
+def result_too_large(result: Any, limit: int) -> str | None:
+    """The error to store instead of ``result`` when it is over ``limit`` bytes, else ``None``.
+
+    Results stay in memory (or Redis) until they expire: an unbounded one is
+    unbounded memory.
+    """
+    size = json_size(result)
+    if size <= limit:
+        return None
+    return f"TooLargeError: the result is {size} bytes as JSON; at most {limit} are kept"
 
 
 class UnknownTaskError(LookupError):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..auth.http import Caller, forbidden
 from ..auth.policy import Principal
 from .base import QueueClosedError, QueueFullError, QueueUnavailableError, TaskQueue, TaskState
-from .registry import Priority, UnknownTaskError, registry
+from .registry import Priority, TooLargeError, UnknownTaskError, registry
 from .schema import describe_tasks
 
 router = APIRouter(tags=["tasks"])
@@ -100,6 +100,7 @@ async def list_tasks(request: Request, _caller: Caller) -> TaskNames:
     responses={
         **_UNAUTHORIZED,
         403: {"description": "The token does not grant this priority."},
+        413: {"description": "The arguments are larger than the configured limit."},
         503: {"description": "The queue is full, shutting down or unreachable."},
     },
 )
@@ -117,6 +118,8 @@ async def enqueue_task(body: TaskRequest, request: Request, caller: Caller) -> T
         task_id = await queue.enqueue(body.name, args, kwargs, Priority[body.priority.upper()])
     except UnknownTaskError as exc:
         raise _unprocessable("name", str(exc)) from None
+    except TooLargeError as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from None
     except TypeError as exc:
         raise _unprocessable("args", f"arguments do not fit task {body.name!r}: {exc}") from None
     except (QueueClosedError, QueueFullError, QueueUnavailableError) as exc:
