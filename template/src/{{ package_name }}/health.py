@@ -4,6 +4,11 @@ Liveness says the process serves HTTP; it never touches a dependency, so a
 Redis or PostgreSQL outage does not get the process restarted. Readiness runs
 every registered dependency check concurrently, each under its own timeout, so a
 hung dependency turns into a quick 503 instead of a hung probe.
+
+The 503 names each failing check with a short, generic reason (the kind of
+failure, never its message: those carry internal hosts and ports, such as
+``Error 111 connecting to 10.0.3.7:6379``); the log line that reports the
+failure carries the details.
 """
 
 import asyncio
@@ -20,7 +25,7 @@ Check = Callable[[], Awaitable[object]]
 """A readiness check: an async callable that returns when the dependency answers
 and raises (or never returns) when it does not."""
 
-_MAX_REASON_LENGTH = 200
+_MAX_DETAIL_LENGTH = 500
 
 _NOT_READY_RESPONSE = {"description": "At least one dependency does not answer."}
 
@@ -32,6 +37,9 @@ class CheckResult:
     name: str
     ok: bool
     reason: str | None = None
+    """Why it failed, fit for the response: generic, no addresses."""
+    detail: str | None = None
+    """Why it failed in full, for the log."""
 
 
 class ReadinessChecks:
@@ -74,11 +82,12 @@ class ReadinessChecks:
             async with asyncio.timeout(self._timeout):
                 await check()
         except TimeoutError:
-            return CheckResult(name, ok=False, reason=f"no answer within {self._timeout:g} s")
+            reason = f"no answer within {self._timeout:g} s"
+            return CheckResult(name, ok=False, reason=reason, detail=reason)
         except Exception as exc:
             # Any failure of a dependency means "not ready"; the probe itself must
             # still answer, so nothing escapes from here.
-            return CheckResult(name, ok=False, reason=_short_reason(exc))
+            return CheckResult(name, ok=False, reason=_public_reason(exc), detail=_detail(exc))
         return CheckResult(name, ok=True)
 
     def _log_transition(self, result: CheckResult) -> None:
@@ -90,15 +99,25 @@ class ReadinessChecks:
             if result.ok:
                 logger.info("readiness check %s recovered", result.name)
             else:
-                logger.warning("readiness check %s failing: %s", result.name, result.reason)
+                logger.warning("readiness check %s failing: %s", result.name, result.detail)
 
 
-def _short_reason(exc: BaseException) -> str:
+def _public_reason(exc: BaseException) -> str:
+    # The kind of failure only: exception messages name hosts, ports and paths.
+    public = getattr(exc, "public_message", None)
+    if isinstance(public, str):
+        return public
+    if isinstance(exc, ConnectionError) or "Connection" in type(exc).__name__:
+        return "cannot connect"
+    return f"failed ({type(exc).__name__})"
+
+
+def _detail(exc: BaseException) -> str:
     text = str(exc).strip()
-    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    if len(reason) > _MAX_REASON_LENGTH:
-        reason = reason[: _MAX_REASON_LENGTH - 3] + "..."
-    return reason
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(detail) > _MAX_DETAIL_LENGTH:
+        detail = detail[: _MAX_DETAIL_LENGTH - 3] + "..."
+    return detail
 
 
 router = APIRouter(tags=["health"])
