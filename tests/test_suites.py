@@ -90,3 +90,36 @@ def test_rendered_project_installs_passes_its_suite_and_its_hooks(
     assert not subprocess.run(
         ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
     ).stdout.strip(), "the hooks changed nothing"
+
+
+
+def _tiny_project(root: Path, test_body: str) -> Path:
+    """A project with one test, installable the way run_suite installs rendered ones."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "tiny"\nversion = "0"\n'
+        '[dependency-groups]\ndev = ["pytest"]\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        "[tool.setuptools]\npy-modules = []\n"
+    )
+    (root / "test_tiny.py").write_text(test_body)
+    return root
+
+
+def test_a_suite_with_a_skipped_test_does_not_pass(tmp_path: Path) -> None:
+    # A skip is a test that did not run (the rendered suites skip when a binary
+    # such as redis-server is missing): "passed" alone must not hide it.
+    project = _tiny_project(
+        tmp_path / "tiny",
+        "import pytest\n\n\ndef test_runs():\n    pass\n\n\n"
+        "def test_skips():\n    pytest.skip('needs the redis-server binary')\n",
+    )
+    result = run_suite(project)
+    assert not result.ok
+    assert "needs the redis-server binary" in result.output
+
+
+def test_a_suite_whose_tests_all_run_passes(tmp_path: Path) -> None:
+    project = _tiny_project(tmp_path / "tiny", "def test_runs():\n    pass\n")
+    result = run_suite(project)
+    assert result.ok, result.output

@@ -254,7 +254,8 @@ def run_suite(project: Path, *, timeout: float = 1800.0, mypy: bool = False) -> 
     locked = ["--locked"] if (project / "uv.lock").is_file() else []
     steps = (
         ("install", [uv, "sync", "--quiet", *locked, "--python", interpreter]),
-        ("pytest", [uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]),
+        # -rs: the summary lists every skip with its reason (see _skips).
+        ("pytest", [uv, "run", "--locked", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]),
         *((("mypy", [uv, "run", "--locked", "mypy"]),) if mypy else ()),
     )
     output, tested = "", ""
@@ -286,10 +287,32 @@ def run_suite(project: Path, *, timeout: float = 1800.0, mypy: bool = False) -> 
             )
         if step == "pytest":
             tested = output
+    skips = _skips(tested)
+    if skips:
+        # A rendered suite has no test that may skip: a skip is a test that did
+        # not run (a missing binary or server), so the suite did not pass.
+        return SuiteResult(
+            ok=False,
+            seconds=time.monotonic() - started,
+            step="pytest",
+            output=_tail(tested) + "\nskipped tests:\n" + "\n".join(skips),
+        )
     # The summary callers read is pytest's ("N passed"), also when mypy ran last.
     return SuiteResult(
         ok=True, seconds=time.monotonic() - started, step=steps[-1][0], output=_tail(tested)
     )
+
+
+_SKIP_LINE = re.compile(r"^SKIPPED \[\d+\] .*$", re.MULTILINE)
+_SKIP_COUNT = re.compile(r"\b\d+ skipped\b")
+
+
+def _skips(output: str) -> list[str]:
+    """The skipped tests of a pytest run (its ``-rs`` lines), else its summary's count."""
+    lines: list[str] = _SKIP_LINE.findall(output)
+    if lines:
+        return lines
+    return [line.strip(" =") for line in output.splitlines() if _SKIP_COUNT.search(line)][-1:]
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
