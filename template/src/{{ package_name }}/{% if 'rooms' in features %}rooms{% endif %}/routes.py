@@ -245,15 +245,36 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms, session
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, wait: float) -> None:
-    # A stuck client cannot take the close frame either; after ``wait`` seconds the
-    # handler returns and uvicorn closes the transport.
+    # A stuck client cannot take the close frame either: after ``wait`` seconds
+    # the connection is aborted.
     if websocket.application_state != WebSocketState.CONNECTED:
         return
     try:
         async with asyncio.timeout(wait):
             await websocket.close(code, reason)
     except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-        logger.info("close frame not delivered", extra={"code": code})
+        aborted = _abort(websocket)
+        logger.info("close frame not delivered", extra={"code": code, "aborted": aborted})
+
+
+def _abort(websocket: WebSocket) -> bool:
+    """Drop the connection now, unsent bytes and all; ``False`` if the server allows no way.
+
+    uvicorn closes the transport once the handler returns, and asyncio keeps a
+    closing transport open until its write buffer drains: for a client that
+    never reads, never (the socket, its buffers and the file descriptor stayed
+    until the client went away). ASGI has no abort, so this reaches the
+    transport of the server's ``send`` that ``RawSendMiddleware`` recorded
+    (uvicorn's WebSocket protocol object); ``test_rooms.py`` pins it.
+    """
+    send = websocket.scope.get(RAW_SEND_KEY)
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
+    abort = getattr(transport, "abort", None)
+    if not callable(abort):
+        return False
+    abort()
+    return True
 
 
 @router.post(
