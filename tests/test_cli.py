@@ -391,7 +391,11 @@ def test_update_with_the_real_template_matches_a_fresh_render(tmp_path: Path) ->
     assert code == 0, err
     fresh = tmp_path / "fresh"
     assert invoke("new", fresh, "-f", "rooms", "-f", "sse", "-f", "postgres")[0] == 0
-    assert files_of(project).keys() == files_of(fresh).keys()
+    updated, expected = files_of(project), files_of(fresh)
+    assert updated.keys() == expected.keys()
+    # Every file as a fresh render has it, byte for byte (the answers compared as data).
+    differing = [name for name in expected if name != ANSWERS and updated[name] != expected[name]]
+    assert differing == []
     assert answers_of(project) == answers_of(fresh)
 
 
@@ -542,7 +546,7 @@ def test_check_the_real_template_none_combination_lint_only(tmp_path: Path) -> N
     # The real template, the cheapest combination: proves `check` drives copier,
     # ruff and the text scan end to end (lint problems show in the summary).
     code, out, err = invoke("check", "--only", "none", "--lint-only")
-    assert code in (0, 1), err
+    assert code == 0, out + err
     assert "combination" in out and "none" in out
 
 

@@ -131,8 +131,9 @@ def test_answers_file_records_the_choices(rendered: tuple) -> None:
     name, project = rendered
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     for key, value in SUPPORTED[name].items():
-        if key in recorded:
-            assert recorded[key] == value, key
+        # Every answer a combination gives is one copier asks (and records) for it.
+        assert key in recorded, f"{name}: the answer {key!r} was not recorded"
+        assert recorded[key] == value, key
     assert "uses_redis" not in recorded  # computed, never recorded
 
 
