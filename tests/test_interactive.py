@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pexpect
@@ -14,6 +13,7 @@ from helpers import avanzada_bin
 
 DOWN = "\x1b[B"
 CLEAR_LINE = "\x15"  # Ctrl-U: prompt_toolkit drops the pre-filled default
+SHOW_CURSOR = "\x1b[?25h"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
@@ -31,9 +31,14 @@ def test_new_prompts_and_picks_features(tmp_path: Path, avanzada_home: Path) -> 
     transcript = tmp_path / "transcript.log"
     child.logfile_read = transcript.open("w")
 
+    def drawn() -> None:
+        # prompt_toolkit hides the cursor while it draws and shows it when done:
+        # typing before then can be lost, so wait for that, not for a while.
+        child.expect_exact(SHOW_CURSOR)
+
     def answer(prompt: str, keys: str) -> None:
         child.expect(prompt)
-        time.sleep(0.2)  # let prompt_toolkit finish drawing before typing
+        drawn()
         child.send(keys)
 
     try:
@@ -44,7 +49,7 @@ def test_new_prompts_and_picks_features(tmp_path: Path, avanzada_home: Path) -> 
         answer("Author name", "\r")
         answer("Author email", CLEAR_LINE + "not-an-email\r")
         child.expect("is not an email address")  # refused at the prompt, asked again
-        time.sleep(0.2)
+        drawn()
         child.send(CLEAR_LINE + "ana@example.com\r")
         answer("Lowest Python version", "\r")
         # The cursor starts on "WebSocket rooms"; untick the cache, tick Postgres.
@@ -52,7 +57,7 @@ def test_new_prompts_and_picks_features(tmp_path: Path, avanzada_home: Path) -> 
         answer("How rooms, SSE history and the queue are shared", "\r")  # in memory
         answer("Uvicorn worker processes", CLEAR_LINE + "3\r")
         child.expect("cannot share in-memory")  # the conflict is explained ...
-        time.sleep(0.2)
+        drawn()
         child.send(CLEAR_LINE + "1\r")  # ... and the question asked again
         answer("Batch room broadcasts", "y\r")
         child.expect(pexpect.EOF, timeout=120)
