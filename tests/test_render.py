@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from avanzada.checks import lint, render
+from avanzada.checks import iter_text_files, lint, render
 from avanzada.combinations import supported, unsupported
 from helpers import REPO_ROOT
 
@@ -50,6 +51,17 @@ def test_renders_lint_clean_without_jinja_leftovers(rendered: tuple) -> None:
     name, project = rendered
     failures = lint(project)
     assert not failures, f"{name}:\n" + "\n".join(map(str, failures))
+
+
+def test_rendered_files_never_cite_the_seed(rendered: tuple) -> None:
+    # "The seed" is avanzada's design source; a generated project's reader has never seen it.
+    name, project = rendered
+    citing = [
+        str(path.relative_to(project))
+        for path in iter_text_files(project)
+        if re.search(r"\bseed'?s?\b", path.read_text(encoding="utf-8"), re.IGNORECASE)
+    ]
+    assert citing == [], name
 
 
 def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:

@@ -3,8 +3,8 @@
 - Keys read ``<namespace>:v<version>:<part>:<part>...``; parts are percent-encoded
   so a ``:`` inside a part cannot fake a boundary, and only parts longer than
   ``MAX_PART_LENGTH`` are replaced by a digest. Prefix invalidation therefore
-  matches what it should (the seed hashed whole keys, so its pattern deletes
-  matched nothing).
+  matches what it should (hashing whole keys would leave a pattern delete
+  nothing to match).
 - Values are JSON (never pickle): reading a key can never run code, whoever
   wrote it. Bytes that are not JSON count as a miss.
 - A missing key is computed once: concurrent callers in this process share one

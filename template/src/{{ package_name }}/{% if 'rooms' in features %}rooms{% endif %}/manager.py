@@ -242,7 +242,8 @@ class Batcher:
     """Per-room batches, flushed at ``size`` frames or after ``max_wait`` seconds.
 
     The timed flush is a timer callback, not a task, so flushing never cancels
-    the code that runs it (the seed's batcher lost every timed batch that way).
+    the code that runs it (a batcher whose timer cancels its own task loses every
+    timed batch).
     """
 
     def __init__(self, size: int, max_wait: float, flush: Callable[[str, str], None]) -> None:
