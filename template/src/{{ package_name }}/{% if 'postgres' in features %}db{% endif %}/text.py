@@ -7,7 +7,7 @@ typed ``StoredText`` turns that into a 422 naming the field.
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 
 def storable(value: str) -> str:
@@ -17,5 +17,10 @@ def storable(value: str) -> str:
     return value
 
 
-StoredText = Annotated[str, AfterValidator(storable)]
+StoredText = Annotated[
+    str,
+    AfterValidator(storable),
+    # The same rule in the OpenAPI schema, so clients (and fuzzers) know it.
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+]
 """A ``str`` field whose value PostgreSQL ``text`` can hold."""
