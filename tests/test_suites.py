@@ -92,7 +92,6 @@ def test_rendered_project_installs_passes_its_suite_and_its_hooks(
     ).stdout.strip(), "the hooks changed nothing"
 
 
-
 def _tiny_project(root: Path, test_body: str) -> Path:
     """A project with one test, installable the way run_suite installs rendered ones."""
     root.mkdir()
