@@ -122,3 +122,17 @@ def test_a_suite_whose_tests_all_run_passes(tmp_path: Path) -> None:
     project = _tiny_project(tmp_path / "tiny", "def test_runs():\n    pass\n")
     result = run_suite(project)
     assert result.ok, result.output
+
+
+@pytest.mark.suite
+def test_every_feature_in_memory_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
+    """The schemathesis contract test on the all-features project in memory.
+
+    On Redis it runs with that project's whole suite (test_update_history.py).
+    """
+    project = render(supported()["all-memory"], tmp_path / "all-memory", template=REPO_ROOT)
+    result = run_suite(project, tests=("tests/test_contract.py",))
+    assert result.ok, (
+        f"all-memory: {result.step} failed after {result.seconds:.1f} s\n{result.output}"
+    )
+    assert "1 passed" in result.output

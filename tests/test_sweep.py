@@ -229,7 +229,7 @@ def test_mypy_passes_on_every_python_version(tmp_path: Path) -> None:
     pyproject = tomllib.loads((projects[0] / "pyproject.toml").read_text())
     requirements = [
         *pyproject["project"]["dependencies"],
-        *pyproject["project"]["optional-dependencies"]["dev"],
+        *pyproject["dependency-groups"]["dev"],
     ]
     venv = tmp_path / "venv"
     uv = [sys.executable, "-m", "uv"]

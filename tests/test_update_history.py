@@ -100,7 +100,7 @@ def test_update_from_release_keeps_user_edits(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"from template {release.tag} to v" in done.stdout, done.stdout
-    if Version(release.version) < AUTHORIZATION:
+    if release.version < AUTHORIZATION:
         # The update brings the auth package and says which settings the
         # service now needs before it starts (the changelog's "You must do").
         assert (project / "src" / "my_service" / "auth" / "policy.py").is_file()

@@ -143,5 +143,6 @@ def suite_once(project: Path) -> SuiteResult:
     """The project's own suite and mypy, run once per distinct project content."""
     key = digest(project, ignore_source=True)
     if key not in _SUITES:
-        _SUITES[key] = run_suite(project, mypy=True)
+        # An update never rewrites uv.lock (the user runs `uv lock`, as the docs say).
+        _SUITES[key] = run_suite(project, mypy=True, relock=True)
     return _SUITES[key]

@@ -234,12 +234,22 @@ def _interpreter(uv: str, env: Mapping[str, str], version: str | None) -> str:
     return sys.executable
 
 
-def run_suite(project: Path, *, timeout: float = 1800.0, mypy: bool = False) -> SuiteResult:
+def run_suite(
+    project: Path,
+    *,
+    timeout: float = 1800.0,
+    mypy: bool = False,
+    tests: tuple[str, ...] = (),
+    relock: bool = False,
+) -> SuiteResult:
     """Install the project with ``uv sync`` into its own .venv, then ``uv run pytest``.
 
     ``uv sync`` installs the locked versions (``--locked``: a lock that no longer
     matches pyproject.toml fails) or, without a uv.lock yet, resolves and writes
-    it. With ``mypy``, the project's own mypy configuration runs after pytest.
+    it; ``relock`` runs ``uv lock`` first, as a user does after an update that
+    changed ``pyproject.toml``. ``tests`` narrows pytest to those paths (all by
+    default). With ``mypy``, the project's own mypy configuration runs after
+    pytest.
     ``timeout`` bounds the whole run, in seconds.
     """
     started = time.monotonic()
@@ -253,9 +263,13 @@ def run_suite(project: Path, *, timeout: float = 1800.0, mypy: bool = False) -> 
     interpreter = _interpreter(uv, env, rendered_python_version(project))
     locked = ["--locked"] if (project / "uv.lock").is_file() else []
     steps = (
+        *((("lock", [uv, "lock", "--quiet", "--python", interpreter]),) if relock else ()),
         ("install", [uv, "sync", "--quiet", *locked, "--python", interpreter]),
         # -rs: the summary lists every skip with its reason (see _skips).
-        ("pytest", [uv, "run", "--locked", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]),
+        (
+            "pytest",
+            [uv, "run", "--locked", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *tests],
+        ),
         *((("mypy", [uv, "run", "--locked", "mypy"]),) if mypy else ()),
     )
     output, tested = "", ""
