@@ -75,6 +75,18 @@ class Reconnecting {
     }
   }
 
+  /** The token for the next connection; undefined when closed or when a retry was scheduled. */
+  async begin() {
+    if (this.closed) return undefined;
+    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    try {
+      return (await resolveToken(this.options.token)) ?? null;
+    } catch {
+      this.retry();
+      return undefined;
+    }
+  }
+
   fail(error) {
     this.close();
     this.options.onerror?.(error);
@@ -119,15 +131,8 @@ export class Room extends Reconnecting {
   }
 
   async open() {
-    if (this.closed) return;
-    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
-    let token;
-    try {
-      token = await resolveToken(this.options.token);
-    } catch (error) {
-      this.retry();
-      return;
-    }
+    const token = await this.begin();
+    if (token === undefined) return;
     const protocols = token ? ["bearer", `bearer.${token}`] : [];
     const WebSocketImpl = this.options.WebSocket ?? globalThis.WebSocket;
     const socket = new WebSocketImpl(this.url, protocols);
@@ -220,15 +225,8 @@ export class EventStream extends Reconnecting {
   }
 
   async open() {
-    if (this.closed) return;
-    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
-    let token;
-    try {
-      token = await resolveToken(this.options.token);
-    } catch {
-      this.retry();
-      return;
-    }
+    const token = await this.begin();
+    if (token === undefined) return;
     const params = new URLSearchParams({ topics: this.options.types.join(",") });
     if (token) params.set("access_token", token);
     // A new EventSource starts from the last id seen: nothing is lost, nothing repeats.
