@@ -101,7 +101,9 @@ def assert_user_edits_kept(project: Path) -> None:
     assert "app.include_router(billing_router)" in app
     assert TIMEOUT_DEFAULT.replace("1.0", "2.0") in (package / "settings.py").read_text()
     assert EXTRA_DEPENDENCY in (project / "pyproject.toml").read_text()
-    assert (project / "README.md").read_text().endswith(RUNBOOK)
+    # Appended at the end; a newer template that also added to its end may
+    # follow it, so the section is checked whole, wherever the merge put it.
+    assert RUNBOOK in (project / "README.md").read_text()
 
 
 def assert_no_conflicts(project: Path) -> None:
