@@ -21,7 +21,8 @@ GRANT_KINDS: Final = ("join", "publish", "subscribe", "enqueue")
 
 MAX_SELECTORS: Final = 64
 MAX_SELECTOR_LENGTH: Final = 128
-_SELECTOR: Final = re.compile(rf"^[A-Za-z0-9_.*-]{{1,{MAX_SELECTOR_LENGTH}}}$")
+# Concatenated, not an f-string: doubled braces would read as leftover Jinja.
+_SELECTOR: Final = re.compile("^[A-Za-z0-9_.*-]{1," + str(MAX_SELECTOR_LENGTH) + "}$")
 _CACHE_LIMIT: Final = 1024
 
 
