@@ -265,10 +265,11 @@ def run_suite(
     steps = (
         *((("lock", [uv, "lock", "--quiet", "--python", interpreter]),) if relock else ()),
         ("install", [uv, "sync", "--quiet", *locked, "--python", interpreter]),
-        # -rs: the summary lists every skip with its reason (see _skips).
+        # -rsfE: the summary lists every skip with its reason (see _skips) and
+        # names every failure and error (see _tail).
         (
             "pytest",
-            [uv, "run", "--locked", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *tests],
+            [uv, "run", "--locked", "pytest", "-q", "-rsfE", "-p", "no:cacheprovider", *tests],
         ),
         *((("mypy", [uv, "run", "--locked", "mypy"]),) if mypy else ()),
     )
@@ -329,6 +330,15 @@ def _skips(output: str) -> list[str]:
     return [line.strip(" =") for line in output.splitlines() if _SKIP_COUNT.search(line)][-1:]
 
 
+_FAILED_LINE = re.compile(r"^(?:FAILED|ERROR) \S+.*$", re.MULTILINE)
+
+
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of ``text``, stripped."""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    """The last ``lines`` lines of ``text``, stripped, after pytest's failure summary.
+
+    A failing test's captured logs can fill the tail; the ``FAILED``/``ERROR``
+    lines say which tests failed wherever they are.
+    """
+    last = text.strip().splitlines()[-lines:]
+    named = [line for line in _FAILED_LINE.findall(text) if line not in last]
+    return "\n".join([*named, *last])
