@@ -177,6 +177,20 @@ FLOOR_SERVER = textwrap.dedent(
     '''
 )
 
+BARE_APP = textwrap.dedent(
+    '''
+    """The least an ASGI app can do with a WebSocket: accept, then read until it goes."""
+
+
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+    '''
+)
+
 PROBE = textwrap.dedent(
     '''
     """Run ``python -m <package>`` with a thread that reports on SIGUSR1.
@@ -201,8 +215,7 @@ PROBE = textwrap.dedent(
         while True:
             signal.sigwait([signal.SIGUSR1])
             gc.collect()
-            loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
-            tasks = sum(len(asyncio.all_tasks(loop)) for loop in loops if loop.is_running())
+            tasks = sum(1 for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done())
             objects = Counter(type(o).__qualname__ for o in gc.get_objects())
             if tracemalloc.is_tracing():
                 tracemalloc.take_snapshot().dump(path + ".snapshot")
@@ -526,6 +539,13 @@ def start(name: str, python: Path, work: Path, *, trace: bool = False, **setting
         env.update({f"{PACKAGE.upper()}_{k}": v for k, v in {**defaults, **settings}.items()})
         (work / "probe.py").write_text(PROBE)
         command = [str(python), *(["-X", "tracemalloc=1"] if trace else []), "probe.py", PACKAGE]
+    elif name == "bare":
+        (work / "bare_app.py").write_text(BARE_APP)
+        command = [
+            str(python), "-m", "uvicorn", "bare_app:app", "--port", str(port), "--loop", "uvloop",
+            "--lifespan", "off", "--log-level", "warning", "--ws-ping-interval", "0",
+            "--ws-per-message-deflate", "false",
+        ]  # fmt: skip
     elif name == "reference":
         (work / "reference_server.py").write_text(REFERENCE_SERVER)
         command = [str(python), "reference_server.py", str(port)]
@@ -679,7 +699,7 @@ def prepare(work: Path) -> Path:
 def section_memory(args: argparse.Namespace, python: Path, work: Path, clients: Clients) -> None:
     stages = [args.members // 10, args.members]
     growth: dict[str, dict[int, float]] = {}
-    for name in ("reference", "service"):
+    for name in ("reference", "bare", "service"):
         server = start(name, python, work)
         try:
             growth[name] = memory_per_member(server, clients, stages)
@@ -689,10 +709,11 @@ def section_memory(args: argparse.Namespace, python: Path, work: Path, clients: 
             server.stop()
     print(f"\nMemory: RSS growth per idle member (rooms of {ROOM_SIZE}), from a warm baseline:")
     for stage in stages:
-        ref, ours = growth["reference"][stage], growth["service"][stage]
+        ref, bare, ours = (growth[name][stage] for name in ("reference", "bare", "service"))
         print(
             f"  {stage:6d} members: service {ours / 1024:5.1f} KB, reference (websockets) "
-            f"{ref / 1024:5.1f} KB, ratio {ours / ref:.2f} (target at most 1.00)"
+            f"{ref / 1024:5.1f} KB, ratio {ours / ref:.2f} (target at most 1.00); bare ASGI app "
+            f"on uvicorn {bare / 1024:5.1f} KB (service / bare {ours / bare:.2f})"
         )
     print(
         f"  {args.streams:6d} SSE streams: {per_stream / 1024:5.1f} KB each (target at most 8 KB)"
@@ -882,6 +903,11 @@ def section_breakdown(args: argparse.Namespace, python: Path, work: Path, client
     )
     for name, size in by_file.most_common(15):
         print(f"  {size / count:8.0f}  {name}")
+    print("Largest allocation sites:")
+    for stat in after.compare_to(before, "lineno")[:25]:
+        frame = stat.traceback[0]
+        short = frame.filename.split("site-packages/")[-1].split("lib/python3.11/")[-1]
+        print(f"  {stat.size_diff / count:8.0f}  {short}:{frame.lineno}")
     print("GC-tracked objects per member, by type:")
     grown = Counter(after_report["objects"])
     grown.subtract(before_report["objects"])

@@ -112,7 +112,8 @@ class Member:
         self._send = send
         self._limits = limits
         self._sent = on_sent
-        self._queue: deque[Message] = deque()
+        # Created with the first backlog: an empty deque alone is 600 bytes.
+        self._queue: deque[Message] | None = None
         self._bytes = 0
         self._handed_over: _Resume | None = None
         self._wake: asyncio.Task[Any] | None = None
@@ -146,12 +147,12 @@ class Member:
             return QUEUED
         size = len(message["text"])
         limits = self._limits
-        if (
-            len(self._queue) >= limits.queue_max_messages
-            or self._bytes + size > limits.queue_max_bytes
-        ):
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= limits.queue_max_messages or self._bytes + size > limits.queue_max_bytes:
             return OVERFLOW
-        self._queue.append(message)
+        queue.append(message)
         self._bytes += size
         return QUEUED
 
@@ -176,7 +177,7 @@ class Member:
             self.close_code = code
             self.close_reason = reason
         self.stopped = True
-        self._queue.clear()
+        self._queue = None
         self._bytes = 0
         if self.writer is not None:
             self.writer.cancel()
@@ -191,7 +192,6 @@ class Member:
         self.stop(None)
 
     async def _write_loop(self) -> None:
-        queue = self._queue
         send = self._send
         try:
             handed_over = self._handed_over
@@ -199,7 +199,7 @@ class Member:
                 self._handed_over = None
                 await handed_over
                 self._sent(1)
-            while queue:
+            while (queue := self._queue) is not None and queue:
                 count = 0
                 # Drain what is queued in one go: one wake-up for many frames.
                 while queue:
@@ -214,6 +214,7 @@ class Member:
         finally:
             self.send_started = None
             self.writer = None
+            self._queue = None
             if self._handed_over is not None:
                 self._handed_over.close()
                 self._handed_over = None
