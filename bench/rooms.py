@@ -95,7 +95,7 @@ REFERENCE_SERVER = textwrap.dedent(
 
 
     async def handler(ws):
-        room = ws.request.path.rsplit("/", 1)[-1]
+        room = ws.request.path.split("?")[0].rsplit("/", 1)[-1]
         rooms[room].add(ws)
         try:
             async for text in ws:
