@@ -686,12 +686,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def prepare(work: Path) -> Path:
+def prepare(work: Path, template: Path) -> Path:
     """Render the rooms + SSE service and install it (with the baselines' needs) in a venv."""
     project = render(
         {"project_name": "Bench Scale", "features": ["rooms", "sse"], "scale_out": "memory"},
         work / "service",
-        template=REPO,
+        template=template,
     )
     return install(project, work / "venv", "websockets", "uvloop")
 
@@ -872,19 +872,17 @@ def section_faults(args: argparse.Namespace, python: Path, work: Path, clients: 
 def section_breakdown(args: argparse.Namespace, python: Path, work: Path, clients: Clients) -> None:
     server = start("service", python, work, trace=True)
     count = args.breakdown_members
+    streams = args.breakdown == "sse"
+    opener = "open_streams" if streams else "open_rooms"
+    paths = stream_paths if streams else (lambda n: member_paths("b", n, ROOM_SIZE))
     try:
-        clients.call(
-            "open_rooms",
-            [
-                ("warm", server.port, *a)
-                for a in spread(member_paths("w", 100, ROOM_SIZE), len(clients))
-            ],
-        )
+        warm = spread(paths(100), len(clients))
+        clients.call(opener, [("warm", server.port, *a) for a in warm])
         time.sleep(1)
         before_report = server.report()
         before = tracemalloc.Snapshot.load(str(server.probe) + ".snapshot")
-        paths = spread(member_paths("b", count, ROOM_SIZE), len(clients))
-        clients.call("open_rooms", [("idle", server.port, *a) for a in paths])
+        idle = spread(paths(count), len(clients))
+        clients.call(opener, [("idle", server.port, *a) for a in idle])
         time.sleep(1)
         after_report = server.report()
         after = tracemalloc.Snapshot.load(str(server.probe) + ".snapshot")
@@ -933,7 +931,10 @@ def main() -> None:
     parser.add_argument(
         "--only", default="memory,cpu,scale,faults", help="sections, comma-separated"
     )
-    parser.add_argument("--breakdown", action="store_true", help="the tracemalloc breakdown only")
+    parser.add_argument(
+        "--breakdown", choices=("rooms", "sse"), help="only the tracemalloc breakdown of one kind"
+    )
+    parser.add_argument("--template", type=Path, default=REPO, help="render from this checkout")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--streams", type=int, default=10_000)
@@ -957,7 +958,7 @@ def main() -> None:
     raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
-        python = prepare(work)
+        python = prepare(work, args.template)
         print(
             f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
             f"{args.clients} client processes"
