@@ -300,9 +300,17 @@ class StreamClient(asyncio.Protocol):
             self.opened.set_exception(ConnectionError("closed before the response"))
 
 
+_SOURCES = {"worker": 0, "next": 0}
+
+
 async def _connect(port: int, factory: Callable[[], asyncio.Protocol], small: bool) -> None:
     loop = asyncio.get_running_loop()
     sock = socket.socket()
+    # Source addresses spread over 127.0.<worker>.2-251: one address has only
+    # 28,000 ephemeral ports, and the runs before this one leave thousands in
+    # TIME_WAIT.
+    _SOURCES["next"] += 1
+    sock.bind((f"127.0.{_SOURCES['worker'] + 1}.{2 + _SOURCES['next'] % 250}", 0))
     if small:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -400,8 +408,9 @@ class Worker:
         return cycles
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, index: int) -> None:
     raise_fd_limit()
+    _SOURCES["worker"] = index
 
     async def serve() -> None:
         worker = Worker()
@@ -425,9 +434,9 @@ class Clients:
         context = multiprocessing.get_context("fork")
         self.pipes: list[Connection] = []
         self.processes = []
-        for _ in range(count):
+        for index in range(count):
             parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child,), daemon=True)
+            process = context.Process(target=_worker_main, args=(child, index), daemon=True)
             process.start()
             self.pipes.append(parent)
             self.processes.append(process)
@@ -761,6 +770,12 @@ def section_cpu(args: argparse.Namespace, python: Path, work: Path, clients: Cli
 
 
 def section_scale(args: argparse.Namespace, python: Path, work: Path, clients: Clients) -> None:
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if args.members + args.streams + 100 > limit:
+        # A hard limit this process may not raise (no CAP_SYS_RESOURCE) binds the server too.
+        capped = limit - args.members - 100
+        print(f"\n(the hard open-file limit is {limit}: {capped} SSE streams, not {args.streams})")
+        args.streams = capped
     server = start("service", python, work)
     try:
         small = args.members // 10
@@ -967,6 +982,11 @@ def main() -> None:
         try:
             for name in sections:
                 SECTIONS[name](args, python, work, clients)
+        except BaseException:
+            for log in sorted(work.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {log.name}, last lines:", *tail, sep="\n", file=sys.stderr)
+            raise
         finally:
             clients.stop()
 
