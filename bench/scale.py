@@ -730,10 +730,14 @@ def section_memory(args: argparse.Namespace, python: Path, work: Path, clients: 
         server = start(name, python, work)
         try:
             growth[name] = memory_per_member(server, clients, stages)
-            if name == "service":
-                per_stream = memory_per_stream(server, clients, args.streams)
         finally:
             server.stop()
+    # A fresh process: the members' freed memory would otherwise hold the streams.
+    server = start("service", python, work)
+    try:
+        per_stream = memory_per_stream(server, clients, args.streams)
+    finally:
+        server.stop()
     print(f"\nMemory: RSS growth per idle member (rooms of {ROOM_SIZE}), from a warm baseline:")
     for stage in stages:
         ref, bare, ours = (growth[name][stage] for name in ("reference", "bare", "service"))
