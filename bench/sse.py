@@ -461,7 +461,8 @@ def prepare(work: Path, redis: bool) -> tuple[Path, list[str]]:
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects)],
+        # sse-starlette for the library comparison (the service no longer uses it).
+        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects), "sse-starlette"],
         env=env,
         check=True,
     )
