@@ -977,7 +977,7 @@ def section_breakdown(args: argparse.Namespace, python: Path, work: Path, client
     print(
         f"\nPython memory per idle member (tracemalloc, {count} members): {total / count:.0f} bytes"
     )
-    for name, size in by_file.most_common(15):
+    for name, size in by_file.most_common(40):
         print(f"  {size / count:8.0f}  {name}")
     print("Largest allocation sites:")
     for stat in after.compare_to(before, "lineno")[:25]:
