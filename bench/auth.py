@@ -59,7 +59,7 @@ from pathlib import Path
 import httpx
 import psutil
 from avanzada.checks import render
-from loadkit import Tally, free_port, wait_listening
+from loadkit import Tally, free_port, server_env, wait_listening
 from rooms import Member, payload
 from sse import open_client
 
@@ -179,9 +179,7 @@ class Server:
 
 def start(name: str, python: Path, work: Path, *, auth: bool) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    for key in ("PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
-        env.pop(key, None)
+    env = server_env(PREFIX)
     settings = {
         "PORT": str(port),
         "LOG_LEVEL": "warning",

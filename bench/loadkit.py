@@ -36,6 +36,14 @@ def install(project: Path, venv: Path, *extra: str) -> Path:
     return python
 
 
+def server_env(prefix: str) -> dict[str, str]:
+    """This process's environment for a server: none of its ``prefix`` settings, no venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    for key in ("PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(key, None)
+    return env
+
+
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Return once something accepts on ``port``; exit the benchmark if ``process`` dies."""
     deadline = time.monotonic() + timeout

@@ -70,9 +70,10 @@ from typing import Any, cast
 import psutil
 import uvloop
 from avanzada.checks import render
-from loadkit import Tally, free_port, install, wait_listening
+from loadkit import Tally, free_port, install, server_env, wait_listening
 from rooms import REFERENCE_SERVER
 from rooms import Member as CountingMember
+from rooms import Server as RoomsServer
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "bench_scale"
@@ -490,25 +491,13 @@ def spread(items: list[str], workers: int) -> list[tuple[list[str]]]:
 
 
 @dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
+class Server(RoomsServer):
+    """A server process (``bench/rooms.py``'s), with the service's probe when it has one."""
+
     probe: Path | None = None
 
-    @property
-    def ps(self) -> psutil.Process:
-        return psutil.Process(self.process.pid)
-
-    def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return times.user + times.system
-
-    def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
-
     def fds(self) -> int:
-        return self.ps.num_fds()
+        return psutil.Process(self.process.pid).num_fds()
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples on ``/metrics`` (the service only)."""
@@ -535,20 +524,10 @@ class Server:
             time.sleep(0.05)
         return dict(json.loads(self.probe.read_text()))
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 def start(name: str, python: Path, work: Path, *, trace: bool = False, **settings: str) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PACKAGE.upper())}
-    for key in ("PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
-        env.pop(key, None)
+    env = server_env(PACKAGE.upper() + "_")
     probe = None
     if name == "service":
         probe = work / f"probe-{port}.json"
@@ -791,6 +770,27 @@ def section_cpu(args: argparse.Namespace, python: Path, work: Path, clients: Cli
     print(f"  target: service at most 2.00x floor -> {cpu['service'] / cpu['floor']:.2f}")
 
 
+def size_rounds(
+    server: Server, clients: Clients, small: int, args: argparse.Namespace
+) -> tuple[dict[int, list[float]], Broadcast]:
+    """CPU per delivery in a room of ``small`` and one of ``args.members``, rounds alternating.
+
+    Both rooms stay open (groups ``small`` and ``big``); messages go one at a
+    time. Returns the rounds by room size and the last small-room result.
+    """
+    open_room(server, clients, "small", small, "small")
+    open_room(server, clients, "big", args.members, "big")
+    time.sleep(0.5)
+    rounds: dict[int, list[float]] = {small: [], args.members: []}
+    for _ in range(args.rounds):
+        for group, size in (("small", small), ("big", args.members)):
+            result = broadcast(server, clients, group, size, args.messages, window=0)
+            rounds[size].append(result.cpu_per_delivery)
+            if size == small:
+                at_small = result
+    return rounds, at_small
+
+
 def section_scale(args: argparse.Namespace, python: Path, work: Path, clients: Clients) -> None:
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if args.members + args.streams + 100 > limit:
@@ -801,32 +801,15 @@ def section_scale(args: argparse.Namespace, python: Path, work: Path, clients: C
     small = args.members // 10
     # The floor first: how the cheapest fan-out's cost grows with the room on this machine.
     floor = start("floor", python, work)
-    floor_rounds: dict[int, list[float]] = {small: [], args.members: []}
     try:
-        open_room(floor, clients, "small", small, "small")
-        open_room(floor, clients, "big", args.members, "big")
-        time.sleep(0.5)
-        for _ in range(args.rounds):
-            for group, size in (("small", small), ("big", args.members)):
-                result = broadcast(floor, clients, group, size, args.messages, window=0)
-                floor_rounds[size].append(result.cpu_per_delivery)
+        floor_rounds, _ = size_rounds(floor, clients, small, args)
     finally:
         floor.stop()
         for group in ("small", "big"):
             clients.all("close", group)
     server = start("service", python, work)
-    rounds: dict[int, list[float]] = {small: [], args.members: []}
     try:
-        # Fan-out cost against room size: both rooms open, nothing else, rounds alternate.
-        open_room(server, clients, "small", small, "small")
-        open_room(server, clients, "big", args.members, "big")
-        time.sleep(0.5)
-        for _ in range(args.rounds):
-            for group, size in (("small", small), ("big", args.members)):
-                result = broadcast(server, clients, group, size, args.messages, window=0)
-                rounds[size].append(result.cpu_per_delivery)
-                if size == small:
-                    at_small = result
+        rounds, at_small = size_rounds(server, clients, small, args)
         clients.all("close", "small")
         # Then the streams join, and the big room gets its messages again.
         streams = spread(stream_paths(args.streams), len(clients))
