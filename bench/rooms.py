@@ -44,7 +44,7 @@ from typing import cast
 
 import psutil
 from avanzada.checks import render
-from loadkit import Tally, free_port, install, wait_listening
+from loadkit import Tally, free_port, install, launch
 from websockets.frames import Frame, Opcode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -295,11 +295,7 @@ def start(name: str, python: Path, work: Path, project: Path, **settings: str) -
     else:
         (work / "reference_server.py").write_text(REFERENCE_SERVER)
         command = [str(python), "reference_server.py", str(port)]
-    # Aborted benchmark clients make the servers log tracebacks: keep them out of the report.
-    with (work / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=log)
-    wait_listening(port, process)
-    return Server(name, port, process)
+    return Server(name, port, launch(name, command, work, env, port))
 
 
 # Measurements

@@ -70,7 +70,7 @@ from typing import Any, cast
 import psutil
 import uvloop
 from avanzada.checks import render
-from loadkit import Tally, free_port, install, server_env, wait_listening
+from loadkit import LOAD_SETTINGS, Tally, free_port, install, launch, server_env
 from rooms import REFERENCE_SERVER
 from rooms import Member as CountingMember
 from rooms import Server as RoomsServer
@@ -324,6 +324,23 @@ async def _connect(port: int, factory: Callable[[], asyncio.Protocol], small: bo
     await loop.create_connection(factory, sock=sock)
 
 
+async def _open_all(
+    clients: list[Any], port: int, paths: list[str], make: Callable[[str], Any], small: bool
+) -> int:
+    """Open a client per path, 100 at a time, each ready (handshake or response) within 60 s."""
+
+    async def one(path: str) -> None:
+        client = make(path)
+        await _connect(port, lambda: client, small)
+        ready = client.handshake if isinstance(client, RoomClient) else client.opened
+        await asyncio.wait_for(ready, 60)
+        clients.append(client)
+
+    for start in range(0, len(paths), 100):
+        await asyncio.gather(*(one(path) for path in paths[start : start + 100]))
+    return len(clients)
+
+
 class Worker:
     """The connections of one client process, in named groups; driven over a pipe."""
 
@@ -333,29 +350,11 @@ class Worker:
 
     async def open_rooms(self, group: str, port: int, paths: list[str], stuck: bool = False) -> int:
         clients = self.rooms.setdefault(group, [])
-
-        async def one(path: str) -> None:
-            client = RoomClient(path, stuck)
-            await _connect(port, lambda: client, stuck)
-            await asyncio.wait_for(client.handshake, 60)
-            clients.append(client)
-
-        for start in range(0, len(paths), 100):
-            await asyncio.gather(*(one(path) for path in paths[start : start + 100]))
-        return len(clients)
+        return await _open_all(clients, port, paths, lambda path: RoomClient(path, stuck), stuck)
 
     async def open_streams(self, group: str, port: int, paths: list[str]) -> int:
         clients = self.streams.setdefault(group, [])
-
-        async def one(path: str) -> None:
-            client = StreamClient(path)
-            await _connect(port, lambda: client, False)
-            await asyncio.wait_for(client.opened, 60)
-            clients.append(client)
-
-        for start in range(0, len(paths), 100):
-            await asyncio.gather(*(one(path) for path in paths[start : start + 100]))
-        return len(clients)
+        return await _open_all(clients, port, paths, StreamClient, False)
 
     async def frames(self, group: str) -> int:
         return sum(client.frames for client in self.rooms.get(group, ()))
@@ -533,12 +532,8 @@ def start(name: str, python: Path, work: Path, *, trace: bool = False, **setting
         probe = work / f"probe-{port}.json"
         env["SCALE_PROBE"] = str(probe)
         defaults = {
+            **LOAD_SETTINGS,
             "PORT": str(port),
-            "LOG_LEVEL": "warning",
-            "WS_PING_INTERVAL": "0",
-            "ROOMS_MAX_MEMBERS": "100000",
-            "ROOMS_RATE_LIMIT": "1000000",
-            "ROOMS_RATE_BURST": "1000000",
             "API_KEYS": API_KEY,
             "JWT_SECRET": JWT_SECRET,
         }
@@ -558,10 +553,7 @@ def start(name: str, python: Path, work: Path, *, trace: bool = False, **setting
     else:
         (work / "floor_server.py").write_text(FLOOR_SERVER)
         command = [str(python), "floor_server.py", str(port)]
-    with (work / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=log)
-    wait_listening(port, process)
-    return Server(name, port, process, probe)
+    return Server(name, port, launch(name, command, work, env, port), probe)
 
 
 def member_paths(prefix: str, count: int, room_size: int, start: int = 0) -> list[str]:
