@@ -157,14 +157,16 @@ class Member:
         return QUEUED
 
     def wake_on_stop(self, task: asyncio.Task[Any]) -> None:
-        """Cancel ``task`` (once) when the member stops; at once if it already has."""
+        """Cancel ``task`` (once) when something else stops the member; at once if it has."""
         self._wake = task
         if self.stopped:
             self._wake_task()
 
     def _wake_task(self) -> None:
         task, self._wake = self._wake, None
-        if task is not None:
+        # The task itself stopping its member (its read loop, its cleanup) needs
+        # no wake-up: it checks ``stopped`` and goes on to close.
+        if task is not None and task is not asyncio.current_task():
             self.woken = True
             task.cancel()
 

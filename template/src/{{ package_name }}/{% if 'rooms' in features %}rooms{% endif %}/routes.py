@@ -227,7 +227,9 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms, session
     metrics: RoomMetrics = websocket.app.state.room_metrics
     rates: PublishRates = websocket.app.state.room_publish_rates
     idle = settings.rooms_idle_timeout or None
-    while True:
+    # A frame can stop the member (a renewal that no longer grants the room, an
+    # own queue over its bound): the loop ends and the connection closes.
+    while not member.stopped:
         try:
             async with asyncio.timeout(idle):
                 message = await websocket.receive()
