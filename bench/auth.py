@@ -59,7 +59,7 @@ from pathlib import Path
 import httpx
 import psutil
 from avanzada.checks import render
-from loadkit import Tally, free_port, wait_listening
+from loadkit import LOAD_SETTINGS, Tally, free_port, launch, server_env
 from rooms import Member, payload
 from sse import open_client
 
@@ -179,29 +179,12 @@ class Server:
 
 def start(name: str, python: Path, work: Path, *, auth: bool) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    for key in ("PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
-        env.pop(key, None)
-    settings = {
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-        "WS_PING_INTERVAL": "0",
-        "ROOMS_MAX_MEMBERS": "100000",
-        # The bucket is still checked for every message, it just never runs dry.
-        "ROOMS_RATE_LIMIT": "1000000",
-        "ROOMS_RATE_BURST": "1000000",
-        "API_KEYS": API_KEY,
-        "JWT_SECRET": JWT_SECRET,
-    }
+    env = server_env(PREFIX)
+    settings = {**LOAD_SETTINGS, "PORT": str(port), "API_KEYS": API_KEY, "JWT_SECRET": JWT_SECRET}
     if not auth:
         settings["AUTH_DISABLED"] = "true"
     env.update({PREFIX + key: value for key, value in settings.items()})
-    with (work / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(
-            [str(python), "-m", PACKAGE], cwd=work, env=env, stdout=log, stderr=log
-        )
-    wait_listening(port, process)
-    return Server(name, port, process)
+    return Server(name, port, launch(name, [str(python), "-m", PACKAGE], work, env, port))
 
 
 def wait_metric(server: Server, name: str, value: float, timeout: float = 60) -> None:

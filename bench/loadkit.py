@@ -36,6 +36,38 @@ def install(project: Path, venv: Path, *extra: str) -> Path:
     return python
 
 
+LOAD_SETTINGS = {
+    "LOG_LEVEL": "warning",
+    "WS_PING_INTERVAL": "0",
+    "ROOMS_MAX_MEMBERS": "100000",
+    # The bucket is still checked for every message, it just never runs dry.
+    "ROOMS_RATE_LIMIT": "1000000",
+    "ROOMS_RATE_BURST": "1000000",
+}
+"""Service settings (without the prefix) for a load test of rooms: no pings, no caps in the way."""
+
+
+def launch(
+    name: str, command: list[str], work: Path, env: dict[str, str], port: int
+) -> subprocess.Popen[bytes]:
+    """Start a server, its output in ``work/<name>.log``; return once it listens on ``port``.
+
+    Aborted benchmark clients make servers log tracebacks: they stay out of the report.
+    """
+    with (work / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=log)
+    wait_listening(port, process)
+    return process
+
+
+def server_env(prefix: str) -> dict[str, str]:
+    """This process's environment for a server: none of its ``prefix`` settings, no venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    for key in ("PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(key, None)
+    return env
+
+
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Return once something accepts on ``port``; exit the benchmark if ``process`` dies."""
     deadline = time.monotonic() + timeout

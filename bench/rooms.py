@@ -40,10 +40,11 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import psutil
 from avanzada.checks import render
-from loadkit import Tally, free_port, install, wait_listening
+from loadkit import Tally, free_port, install, launch
 from websockets.frames import Frame, Opcode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ REFERENCE_SERVER = textwrap.dedent(
 
 
     async def handler(ws):
-        room = ws.request.path.rsplit("/", 1)[-1]
+        room = ws.request.path.split("?")[0].rsplit("/", 1)[-1]
         rooms[room].add(ws)
         try:
             async for text in ws:
@@ -141,8 +142,8 @@ class Member(asyncio.Protocol):
     frames: int = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -277,6 +278,9 @@ def start(name: str, python: Path, work: Path, project: Path, **settings: str) -
                 f"{prefix}WS_PING_INTERVAL": "0",
                 f"{prefix}WS_MAX_SIZE": str(2**20),
                 f"{prefix}ROOMS_MAX_MEMBERS": "100000",
+                # Authorization is not what this measures (bench/auth.py and
+                # bench/scale.py run with it): off, so the clients need no tokens.
+                f"{prefix}AUTH_DISABLED": "true",
                 **{prefix + key.upper(): value for key, value in settings.items()},
             }
         )
@@ -291,11 +295,7 @@ def start(name: str, python: Path, work: Path, project: Path, **settings: str) -
     else:
         (work / "reference_server.py").write_text(REFERENCE_SERVER)
         command = [str(python), "reference_server.py", str(port)]
-    # Aborted benchmark clients make the servers log tracebacks: keep them out of the report.
-    with (work / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=log)
-    wait_listening(port, process)
-    return Server(name, port, process)
+    return Server(name, port, launch(name, command, work, env, port))
 
 
 # Measurements

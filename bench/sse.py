@@ -247,7 +247,15 @@ def start_service(python: Path, work: Path, package: str) -> Server:
     port = free_port()
     prefix = package.upper() + "_"
     env = {k: v for k, v in clean_env().items() if not k.startswith(prefix)}
-    env.update({f"{prefix}PORT": str(port), f"{prefix}LOG_LEVEL": "warning"})
+    # Authorization is not what this measures (bench/auth.py does): off, so the
+    # clients need no tokens.
+    env.update(
+        {
+            f"{prefix}PORT": str(port),
+            f"{prefix}LOG_LEVEL": "warning",
+            f"{prefix}AUTH_DISABLED": "true",
+        }
+    )
     redis_prefix = None
     if package.endswith("_redis"):
         redis_prefix = f"bench-sse-{uuid.uuid4().hex[:8]}"
@@ -453,7 +461,8 @@ def prepare(work: Path, redis: bool) -> tuple[Path, list[str]]:
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects)],
+        # sse-starlette for the library comparison (the service no longer uses it).
+        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects), "sse-starlette"],
         env=env,
         check=True,
     )

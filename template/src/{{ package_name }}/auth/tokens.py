@@ -8,6 +8,7 @@ required; ``aud`` and ``iss`` are checked when configured.
 """
 
 import base64
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class TokenVerifier:
         if not isinstance(subject, str) or not 1 <= len(subject) <= 256:
             raise TokenError("'sub' must be a string of 1 to 256 characters")
         try:
-            grants = Grants.from_claim(claims.get(GRANTS_CLAIM))
+            grants = _grants(json.dumps(claims.get(GRANTS_CLAIM), sort_keys=True))
         except GrantError as error:
             raise TokenError(str(error)) from None
         return VerifiedToken(subject, float(claims["exp"]), grants)
@@ -149,6 +150,14 @@ def _unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise TokenError("not a JWT")
     return header
+
+
+@functools.lru_cache(maxsize=1024)
+def _grants(claim: str) -> Grants:
+    # Tokens of one kind carry the same grants: one shared object (with its
+    # answer cache) instead of one per connection, which every idle member and
+    # stream would hold (``bench/scale.py --breakdown``).
+    return Grants.from_claim(json.loads(claim))
 
 
 def mint(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket
 
 from .grants import Selectors
@@ -61,7 +62,10 @@ def _credential(websocket: WebSocket) -> tuple[str | None, str | None]:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip(), None
     key = headers.get("x-api-key", "").strip()
-    return key or websocket.query_params.get(ACCESS_TOKEN_PARAM), None
+    # Parsed here, not through ``websocket.query_params``, which would keep the
+    # parsed query (token included) for as long as the connection is open.
+    query = QueryParams(websocket.scope.get("query_string", b""))
+    return key or query.get(ACCESS_TOKEN_PARAM), None
 
 
 async def admit(

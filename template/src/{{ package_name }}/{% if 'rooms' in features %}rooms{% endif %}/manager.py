@@ -1,7 +1,8 @@
-"""Rooms and their members: bounded outbound queues, one writer per member, eviction.
+"""Rooms and their members: bounded outbound queues, a writer per member with a backlog, eviction.
 
-Broadcast encodes a frame once and appends it to each member's queue without
-awaiting anyone; each member's own writer task sends its queue in order. A
+Broadcast encodes a frame once and offers it to each member without awaiting
+anyone: sent at once when the socket takes it, else queued for that member's
+writer task, which sends its queue in order. A
 member whose queue would exceed its bound (frames or bytes), or whose current
 send has been blocked longer than the write timeout, is evicted: removed from
 its room at once and closed with 4008. The others never wait for it.
@@ -65,122 +66,142 @@ OVERFLOW: Final = -1
 """Refused: the queue would exceed its bound; the member must be evicted."""
 
 
-class Member:
-    """One WebSocket connection in one room, with its outbound queue and writer.
+def _ignore(count: int) -> None:
+    pass
 
-    While the writer is idle and the queue empty, ``offer`` starts the send
-    itself: an ASGI send to a connection whose socket accepts the bytes
-    completes without suspending, so most frames go out with no task switch
-    (measured in ``bench/rooms.py``: about a third less server CPU per delivery).
-    A send that has to wait (the client is not reading) is handed over,
-    suspended as it is, to the writer, which finishes it; frames offered
-    meanwhile queue behind it, so order is kept and the broadcaster never waits.
+
+class Member:
+    """One WebSocket connection in one room, with its bounded outbound queue.
+
+    An idle member has no task of its own: ``offer`` starts the send itself,
+    and an ASGI send to a connection whose socket accepts the bytes completes
+    without suspending, so most frames go out with no task switch and no
+    writer (``bench/rooms.py``: about a third less server CPU per delivery;
+    ``bench/scale.py``: a task per member was a tenth of its memory). A send
+    that has to wait (the client is not reading) is handed over, suspended as
+    it is, to a writer task started for it, which finishes it and sends what
+    queued meanwhile, in order, then ends. The broadcaster never waits.
+
+    ``stop`` wakes the task serving the connection (``wake_on_stop``) by
+    cancelling it; that task tells this cancellation from any other with
+    ``woken`` and ``Task.uncancel``.
     """
 
     __slots__ = (
         "_bytes",
         "_handed_over",
-        "_idle",
         "_limits",
         "_queue",
         "_send",
         "_sent",
-        "_wakeup",
+        "_wake",
         "close_code",
         "close_reason",
         "room",
         "send_started",
+        "stopped",
+        "woken",
         "writer",
     )
 
-    def __init__(self, room: str, send: Send, limits: Limits) -> None:
-        """A member of ``room`` whose frames go out through ``send``."""
+    def __init__(
+        self, room: str, send: Send, limits: Limits, on_sent: Callable[[int], None] = _ignore
+    ) -> None:
+        """A member of ``room`` whose frames go out through ``send``; ``on_sent`` counts them."""
         self.room = room
         self._send = send
         self._limits = limits
-        self._queue: deque[Message] = deque()
+        self._sent = on_sent
+        # Created with the first backlog: an empty deque alone is 600 bytes.
+        self._queue: deque[Message] | None = None
         self._bytes = 0
-        self._wakeup: asyncio.Future[None] | None = None
-        self._idle = False
         self._handed_over: _Resume | None = None
-        self._sent: Callable[[int], None] = _ignore
+        self._wake: asyncio.Task[Any] | None = None
         self.writer: asyncio.Task[None] | None = None
+        """The task sending a backlog; ``None`` while nothing waits."""
         self.send_started: float | None = None
         """Monotonic time the send in progress began; ``None`` while idle."""
+        self.stopped = False
+        self.woken = False
+        """``stop`` cancelled the task given to ``wake_on_stop``."""
         self.close_code: int | None = None
         self.close_reason = ""
 
     def offer(self, message: Message) -> int:
         """Send or queue ``message`` without waiting: ``SENT``, ``QUEUED`` or ``OVERFLOW``."""
-        size = len(message["text"])
-        if self._idle:
-            self._idle = False
+        if self.stopped:
+            return QUEUED
+        if self.writer is None:
             coroutine = self._send(message)
             try:
                 waiting_on = coroutine.send(None)
             except StopIteration:
-                self._idle = True
                 return SENT
-            except Exception:
-                # The connection is gone; the writer's next send says so and ends.
-                self._queue.append(message)
-                self._bytes += size
-            else:
-                self._handed_over = _Resume(coroutine, waiting_on)
-                self.send_started = time.monotonic()
-            self._wake()
+            except Exception as error:
+                # The connection is gone (or the server refused the frame).
+                self._failed(error)
+                return QUEUED
+            self._handed_over = _Resume(coroutine, waiting_on)
+            self.send_started = time.monotonic()
+            self.writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.room}")
             return QUEUED
+        size = len(message["text"])
         limits = self._limits
-        if (
-            len(self._queue) >= limits.queue_max_messages
-            or self._bytes + size > limits.queue_max_bytes
-        ):
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= limits.queue_max_messages or self._bytes + size > limits.queue_max_bytes:
             return OVERFLOW
-        self._queue.append(message)
+        queue.append(message)
         self._bytes += size
-        self._wake()
         return QUEUED
 
-    def _wake(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+    def wake_on_stop(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` (once) when something else stops the member; at once if it has."""
+        self._wake = task
+        if self.stopped:
+            self._wake_task()
 
-    def start_writer(self, on_sent: Callable[[int], None]) -> asyncio.Task[None]:
-        """Start the one task that sends this member's frames, in order."""
-        self._sent = on_sent
-        self.writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.room}")
-        return self.writer
+    def _wake_task(self) -> None:
+        task, self._wake = self._wake, None
+        # The task itself stopping its member (its read loop, its cleanup) needs
+        # no wake-up: it checks ``stopped`` and goes on to close.
+        if task is not None and task is not asyncio.current_task():
+            self.woken = True
+            task.cancel()
 
-    def stop(self, code: int, reason: str) -> None:
-        """Stop writing (also mid-send) and remember how the connection should close."""
-        if self.close_code is None:
+    def stop(self, code: int | None, reason: str = "") -> None:
+        """Stop writing (also mid-send) and remember how the connection should close.
+
+        ``code`` ``None``: the connection failed, no close frame is due.
+        """
+        if self.close_code is None and code is not None:
             self.close_code = code
             self.close_reason = reason
-        self._idle = False
-        self._queue.clear()
+        self.stopped = True
+        self._queue = None
         self._bytes = 0
         if self.writer is not None:
             self.writer.cancel()
+        self._wake_task()
+
+    def _failed(self, error: Exception) -> None:
+        if not isinstance(error, OSError):
+            # A bug, not a client: say so instead of closing without a word.
+            logger.error(
+                "room send failed", extra={"room": self.room}, exc_info=(type(error), error, None)
+            )
+        self.stop(None)
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queue
         send = self._send
         try:
-            while True:
-                handed_over = self._handed_over
-                if handed_over is not None:
-                    self._handed_over = None
-                    await handed_over
-                    self._sent(1)
-                if not queue:
-                    self.send_started = None
-                    self._wakeup = loop.create_future()
-                    self._idle = True
-                    await self._wakeup
-                    self._wakeup = None
-                    continue
+            handed_over = self._handed_over
+            if handed_over is not None:
+                self._handed_over = None
+                await handed_over
+                self._sent(1)
+            while (queue := self._queue) is not None and queue:
                 count = 0
                 # Drain what is queued in one go: one wake-up for many frames.
                 while queue:
@@ -190,14 +211,15 @@ class Member:
                     await send(message)
                     count += 1
                 self._sent(count)
+        except Exception as error:
+            self._failed(error)
         finally:
-            self._idle = False
+            self.send_started = None
+            self.writer = None
+            self._queue = None
             if self._handed_over is not None:
                 self._handed_over.close()
-
-
-def _ignore(count: int) -> None:
-    pass
+                self._handed_over = None
 
 
 class _Resume:
@@ -374,18 +396,17 @@ class Rooms:
         return total, True
 
     def join(self, room: str, send: Send) -> Member:
-        """Add a member to ``room`` (``RoomFullError`` at capacity) and start its writer."""
+        """Add a member to ``room`` (``RoomFullError`` at capacity)."""
         members = self._members.setdefault(room, set())
         if len(members) >= self.limits.max_members:
             if not members:
                 del self._members[room]
             raise RoomFullError(room)
-        member = Member(room, send, self.limits)
+        member = Member(room, send, self.limits, self._metrics.messages_out.inc)
         members.add(member)
         if self.counts is not None:
             self.counts.changed(room)
         self._metrics.connections.inc()
-        member.start_writer(self._metrics.messages_out.inc)
         if self._going_away:
             member.stop(CLOSE_GOING_AWAY, "Server shutting down")
         return member

@@ -1,7 +1,9 @@
 """``WS /ws/{room}``, ``POST /rooms/{room}/messages`` and ``GET /rooms/{room}``."""
 
 import asyncio
+import contextlib
 import logging
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -43,12 +45,22 @@ router = APIRouter(tags=["rooms"])
 RAW_SEND_KEY = "rooms.raw_send"
 
 
-class RawSendMiddleware:
-    """Record the server's ASGI ``send`` of each WebSocket connection in its scope.
+_ROOM_PATH = re.compile(r"/ws/([^/]+)")
+"""``/ws/{room}``, as the router matches it (any room; ``room_socket`` checks the name)."""
 
-    Pure ASGI; it changes nothing else. Broadcast frames then go straight to
-    the server instead of through the framework's per-message checks and
-    wrappers (``bench/rooms.py`` measures the difference).
+
+class RawSendMiddleware:
+    """Serve ``WS /ws/{room}`` right here, and record the server's ASGI ``send``.
+
+    Pure ASGI. A member's connection stays inside the ASGI call for as long as
+    it is open, so every layer between the server and the handler lives that
+    long: FastAPI's routing and dependency exit stacks, the exception
+    middleware, the body limit held about 15 KB of every idle member's 40
+    (``bench/scale.py --breakdown``). The middleware outside this one (header
+    limits, metrics, CORS) still run. Broadcast frames then go straight to the
+    server instead of through the framework's per-message checks and wrappers
+    (``bench/rooms.py`` measures the difference); ``test_rooms.py`` pins the
+    behaviour of the route either way.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -56,10 +68,23 @@ class RawSendMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the connection on, with its send recorded for WebSockets."""
+        """Serve a room member, or pass the connection on."""
         if scope["type"] == "websocket":
             scope[RAW_SEND_KEY] = send
+            match = _ROOM_PATH.fullmatch(_route_path(scope))
+            if match is not None:
+                await room_socket(WebSocket(scope, receive, send), match[1])
+                return
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    # The path below the root path, as Starlette's router sees it.
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
 
 
 RoomName = Annotated[
@@ -170,27 +195,26 @@ async def _serve_member(
     except RoomFullError:
         await websocket.close(CLOSE_ROOM_FULL, "Room is full")
         return
-    assert member.writer is not None
     session = Session(auth, member, principal)
-    reader = asyncio.create_task(
-        _read_loop(websocket, member, rooms, session), name=f"room-reader-{room}"
-    )
+    # This task reads; a member has a writer task only while frames wait for
+    # its socket. A stop (eviction, shutdown, expiry) cancels this task.
+    task = asyncio.current_task()
+    assert task is not None
     try:
-        await asyncio.wait((member.writer, reader), return_when=asyncio.FIRST_COMPLETED)
+        member.wake_on_stop(task)
+        await _read_loop(websocket, member, rooms, session)
+    except asyncio.CancelledError:
+        if not member.woken or task.uncancel() > 0:
+            raise
     finally:
-        # Every way out passes here: the member leaves, both tasks end.
+        # Every way out passes here: the member leaves, its writer ends.
         session.end()
         rooms.leave(member)
-        for task in (member.writer, reader):
-            task.cancel()
-        for task in (member.writer, reader):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                # A bug, not a client: say so instead of closing without a word.
-                logger.exception("room connection task failed", extra={"room": room})
+        writer = member.writer
+        member.stop(None)
+        if writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
     if member.close_code is not None:
         await _close(
             websocket, member.close_code, member.close_reason, settings.rooms_close_timeout
@@ -203,7 +227,9 @@ async def _read_loop(websocket: WebSocket, member: Member, rooms: Rooms, session
     metrics: RoomMetrics = websocket.app.state.room_metrics
     rates: PublishRates = websocket.app.state.room_publish_rates
     idle = settings.rooms_idle_timeout or None
-    while True:
+    # A frame can stop the member (a renewal that no longer grants the room, an
+    # own queue over its bound): the loop ends and the connection closes.
+    while not member.stopped:
         try:
             async with asyncio.timeout(idle):
                 message = await websocket.receive()

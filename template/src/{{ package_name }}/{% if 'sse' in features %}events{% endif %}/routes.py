@@ -1,15 +1,15 @@
 """HTTP endpoints: ``GET /sse/stream``, ``POST /sse/events``, ``GET /sse/events``."""
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from ..auth.http import BrowserCaller, Caller, KeyHolder, forbidden
@@ -25,10 +25,25 @@ router = APIRouter(tags=["events"])
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class ClientStream(EventSourceResponse):
-    """sse-starlette's response (keep-alive comments, prompt disconnect, drain on
-    shutdown) inside a cancel scope the hub cancels when it evicts the client,
-    so an evicted stream ends even while blocked writing to a full socket."""
+class ClientStream(Response):
+    """One client's event stream, written by the request's own task.
+
+    The opening frames (retry hint, replay or resync), then every frame the
+    hub queues for the subscriber, everything queued in one write, and a
+    ``: ping`` comment after ``ping`` seconds without one. One small task
+    waits for the client's disconnect, so it is noticed at once, also while
+    no events flow. The hub ends streams on shutdown (``end_streams``: what is
+    queued goes out first) and evicts a client by cancelling this cancel
+    scope, which ends the response even while it is blocked writing to a full
+    socket.
+
+    This replaced sse-starlette's ``EventSourceResponse``, which ran four
+    tasks in an anyio task group for every stream (stream, ping, shutdown
+    signal, disconnect): most of an idle stream's memory (``bench/scale.py
+    --breakdown sse``, ``docs/benchmarks.md``).
+    """
+
+    media_type = "text/event-stream"
 
     def __init__(
         self,
@@ -37,52 +52,71 @@ class ClientStream(EventSourceResponse):
         opening: list[bytes],
         ping: float,
         on_close: Callable[[], None],
-    ):
+    ) -> None:
         """Stream ``opening`` then the subscriber's queue; ``on_close`` runs once it ends."""
+        self.status_code = 200
+        self.background = None
+        self.init_headers(_STREAM_HEADERS)
         self._hub = hub
         self._subscriber = subscriber
+        self._opening = opening
+        self._ping = ping
         self._on_close = on_close
-        super().__init__(
-            _frames(hub, subscriber, opening),
-            headers=_STREAM_HEADERS,
-            ping=ping,
-            sep="\n",
-            ping_message_factory=_ping,
-        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the stream; release the subscriber however it ends."""
+        subscriber = self._subscriber
+        listener = asyncio.create_task(_until_disconnect(receive, subscriber), name="sse-client")
         try:
             with anyio.CancelScope() as cancel_scope:
-                self._subscriber.cancel_scope = cancel_scope
-                if self._subscriber.evicted:
+                subscriber.cancel_scope = cancel_scope
+                if subscriber.evicted:
                     cancel_scope.cancel()
-                await super().__call__(scope, receive, send)
+                await self._stream(scope, send)
+        except OSError:
+            pass  # the client went away mid-write (uvicorn's ClientDisconnected)
         finally:
-            self._hub.unsubscribe(self._subscriber)
+            listener.cancel()
+            self._hub.unsubscribe(subscriber)
             self._on_close()
 
-
-def _ping() -> ServerSentEvent:
-    # A comment line: EventSource ignores it, proxies see traffic.
-    return ServerSentEvent(comment="ping")
-
-
-async def _frames(
-    hub: EventHub, subscriber: Subscriber, opening: list[bytes]
-) -> AsyncIterator[bytes]:
-    try:
-        yield b"".join(opening)
-        hub.metrics.delivered.inc(len(opening) - 1)
+    async def _stream(self, scope: Scope, send: Send) -> None:
+        hub, subscriber = self._hub, self._subscriber
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        await send(start)
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        opening = b"".join(self._opening)
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
+        hub.metrics.delivered.inc(len(self._opening) - 1)
+        ping = self._ping or None
         while True:
-            frames = await subscriber.take()
+            try:
+                async with asyncio.timeout(ping):
+                    frames = await subscriber.take()
+            except TimeoutError:
+                # A comment line: EventSource ignores it, proxies see traffic.
+                await send({"type": "http.response.body", "body": _PING, "more_body": True})
+                continue
             if not frames:
-                return
+                break
             # Everything queued goes out in one write.
-            yield frames[0] if len(frames) == 1 else b"".join(frames)
+            body = frames[0] if len(frames) == 1 else b"".join(frames)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             hub.metrics.delivered.inc(len(frames))
-    finally:
-        hub.unsubscribe(subscriber)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_PING = b": ping\n\n"
+
+
+async def _until_disconnect(receive: Receive, subscriber: Subscriber) -> None:
+    # A receive that fails says the same as a disconnect: the client is gone.
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    subscriber.end()
 
 
 def _hub(request: Request) -> EventHub:
