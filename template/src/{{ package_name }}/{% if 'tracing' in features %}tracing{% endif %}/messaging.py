@@ -14,7 +14,7 @@ decision is the publisher's, so they would have dropped their spans anyway.
 """
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -65,11 +65,13 @@ def publishing(name: str, attributes: dict[str, Any]) -> Iterator[SpanContext | 
 
 
 def handling(
-    name: str, parent: SpanContext | None, attributes: dict[str, Any]
-) -> AbstractContextManager[Span | None]:
-    """A ``CONSUMER`` span, child of and linked to ``parent``; nothing when ``parent`` is ``None``."""
-    if parent is None:
-        return nullcontext()
+    name: str, parent: SpanContext, attributes: dict[str, Any]
+) -> AbstractContextManager[Span]:
+    """A ``CONSUMER`` span around one process's handling; child of and linked to ``parent``.
+
+    Callers check for ``None`` first (no ``traceparent``: nothing to do), which
+    keeps the untraced path free of any tracing call.
+    """
     return _tracer.start_as_current_span(
         name,
         context=trace.set_span_in_context(NonRecordingSpan(parent)),
