@@ -57,6 +57,15 @@ def parse_traceparent(value: str | bytes | None) -> SpanContext | None:
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=_SAMPLED)
 
 
+def message_attributes(operation: str, destination: str) -> dict[str, str]:
+    """Span attributes of a message (OpenTelemetry messaging conventions).
+
+    ``operation`` is ``send`` (publish) or ``process`` (handle); ``destination``
+    the room, the event type or the task's priority.
+    """
+    return {"messaging.operation.type": operation, "messaging.destination.name": destination}
+
+
 @contextmanager
 def publishing(name: str, attributes: dict[str, Any]) -> Iterator[SpanContext | None]:
     """Run a publish in a ``PRODUCER`` span; yield its context to carry (``None``: unsampled)."""
