@@ -1,0 +1,222 @@
+"""Tracing: server CPU per delivered room message and SSE event, tracing on against off.
+
+Renders the same service twice from this template, with rooms and SSE in
+memory: once without the ``tracing`` feature (``off``: no trace code at all),
+once with it. The traced one runs twice, recording every trace (sampling 1.0)
+and one in a hundred (0.01), exporting over OTLP/HTTP to a collector in this
+process that takes every request (so export costs what it costs with a real
+collector, minus the network). The three servers run at once, one process
+each, and the rounds alternate between them, so load from elsewhere on the
+machine falls on all three alike.
+
+Measured, as the median of ``--rounds`` rounds:
+
+1. rooms: server CPU (user + system, psutil) per delivered message, with
+   ``--members`` members in one room and a member publishing (a member's
+   publish starts a trace: a ``room publish`` and a ``room fan-out`` span);
+2. SSE: server CPU per delivered event, ``--clients`` clients, events published
+   with ``POST /sse/events`` (a server span, ``sse publish``, ``sse dispatch``).
+
+Each is reported as a ratio to ``off``; the target is at most 1.10 with
+sampling 0.01. Fewer members or clients make the per-message cost weigh more:
+the defaults (100) are a small room, not the flattering thousand.
+
+Run:
+
+    .venv/bin/python bench/tracing.py [--members 100] [--clients 100] [--messages 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import rooms
+import sse
+from avanzada.checks import render
+from loadkit import free_port, wait_listening
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"off": ("bench_plain", None), "on, 1.0": ("bench_traced", "1"),
+            "on, 0.01": ("bench_traced", "0.01")}  # fmt: skip
+"""Name: (package, sampling ratio)."""
+
+
+class Sink:
+    """An OTLP/HTTP collector that takes every export and counts requests and bytes."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                size = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(size)
+                sink.requests += 1
+                sink.bytes += size
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def prepare(work: Path) -> Path:
+    """Render the service without and with tracing; install both in one venv."""
+    projects = [
+        render(
+            {"project_name": "Bench Plain", "features": ["rooms", "sse"], "scale_out": "memory"},
+            work / "plain",
+            template=REPO,
+        ),
+        render(
+            {
+                "project_name": "Bench Traced",
+                "features": ["rooms", "sse", "tracing"],
+                "scale_out": "memory",
+            },
+            work / "traced",
+            template=REPO,
+        ),
+    ]
+    from uv import find_uv_bin
+
+    uv = str(find_uv_bin())
+    env = sse.clean_env()
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    venv = work / "venv"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects)],
+        env=env,
+        check=True,
+    )
+    return python
+
+
+def start(name: str, python: Path, work: Path, sink: Sink) -> subprocess.Popen[bytes]:
+    """One server of variant ``name``; it is ready when it returns."""
+    package, ratio = VARIANTS[name]
+    port = free_port()
+    prefix = package.upper() + "_"
+    env = {k: v for k, v in sse.clean_env().items() if not k.startswith(("BENCH_", "OTEL_"))}
+    settings = {
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+        "AUTH_DISABLED": "true",
+        "OPS_REQUIRE_KEY": "false",
+        "WS_PING_INTERVAL": "0",
+        "ROOMS_MAX_MEMBERS": "100000",
+        "ROOMS_RATE_LIMIT": "0",
+        "CLIENT_MAX_CONNECTIONS": "100000",
+    }
+    if ratio is not None:
+        settings["TRACING_SAMPLE_RATIO"] = ratio
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+    env.update({prefix + key: value for key, value in settings.items()})
+    log = (work / f"{package}-{ratio}.log").open("ab")
+    process = subprocess.Popen(
+        [str(python), "-m", package], cwd=work, env=env, stdout=log, stderr=log
+    )
+    wait_listening(port, process)
+    process.port = port  # type: ignore[attr-defined]
+    return process
+
+
+@contextmanager
+def servers(python: Path, work: Path, sink: Sink) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in VARIANTS:
+            running[name] = start(name, python, work, sink)
+        yield running
+    finally:
+        for process in running.values():
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=100, help="room members")
+    parser.add_argument("--clients", type=int, default=100, help="SSE clients")
+    parser.add_argument("--messages", type=int, default=300, help="messages and events per round")
+    parser.add_argument("--size", type=int, default=100, help="payload characters")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.members, args.clients, args.messages, args.rounds = 20, 20, 50, 1
+
+    results: dict[str, dict[str, list[float]]] = {
+        "rooms": {name: [] for name in VARIANTS},
+        "sse": {name: [] for name in VARIANTS},
+    }
+    sink = Sink()
+    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
+        work = Path(tmp)
+        python = prepare(work)
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        with servers(python, work, sink) as running:
+            for _ in range(args.rounds):
+                for name, process in running.items():
+                    port: int = process.port  # type: ignore[attr-defined]
+                    room_server = rooms.Server(name, port, process)
+                    results["rooms"][name].append(
+                        asyncio.run(
+                            rooms.cpu_per_delivery(
+                                room_server, args.members, args.messages, args.size
+                            )
+                        )
+                    )
+                    event_server = sse.Server(
+                        name, port, process, "/sse/stream", "/sse/events", sse._metric_clients
+                    )
+                    results["sse"][name].append(
+                        asyncio.run(
+                            sse.cpu_per_delivery(
+                                event_server, args.clients, args.messages, args.size
+                            )
+                        )
+                    )
+    print(
+        f"\nServer CPU per delivered message/event (user+system, median of {args.rounds} "
+        f"rounds), {args.messages} per round of {args.size} characters; "
+        f"the collector took {sink.requests} exports ({sink.bytes / 1e6:.1f} MB):"
+    )
+    for kind, fan_out in (("rooms", args.members), ("sse", args.clients)):
+        label = "members" if kind == "rooms" else "clients"
+        print(f"\n  {kind}, {fan_out} {label}:")
+        off = statistics.median(results[kind]["off"])
+        for name, values in results[kind].items():
+            value = statistics.median(values)
+            each = ", ".join(f"{v:.2f}" for v in values)
+            print(f"    {name:9s} {value:7.2f} us   ratio to off {value / off:.2f}   ({each})")
+        ratio = statistics.median(results[kind]["on, 0.01"]) / off
+        print(f"    target: sampling 0.01 at most 1.10x off -> {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
