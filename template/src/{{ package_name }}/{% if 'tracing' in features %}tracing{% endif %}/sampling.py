@@ -50,7 +50,7 @@ class NewTraces(Sampler):
 
     def get_description(self) -> str:
         """How this sampler shows in the SDK's diagnostics."""
-        return f"NewTraces{{{self._ratio.get_description()}}}"
+        return "NewTraces(" + self._ratio.get_description() + ")"
 
 
 def sampler(ratio: float) -> Sampler:
