@@ -44,7 +44,7 @@ from pathlib import Path
 import rooms
 import sse
 from avanzada.checks import render
-from loadkit import free_port, wait_listening
+from loadkit import free_port, install, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"off": ("bench_plain", None), "on, 1.0": ("bench_traced", "1"),
@@ -96,23 +96,10 @@ def prepare(work: Path) -> Path:
             template=REPO,
         ),
     ]
-    from uv import find_uv_bin
-
-    uv = str(find_uv_bin())
-    env = sse.clean_env()
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    venv = work / "venv"
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), *map(str, projects)],
-        env=env,
-        check=True,
-    )
-    return python
+    return install(projects[0], work / "venv", str(projects[1]))
 
 
-def start(name: str, python: Path, work: Path, sink: Sink) -> subprocess.Popen[bytes]:
+def start(name: str, python: Path, work: Path, sink: Sink) -> rooms.Server:
     """One server of variant ``name``; it is ready when it returns."""
     package, ratio = VARIANTS[name]
     port = free_port()
@@ -137,25 +124,19 @@ def start(name: str, python: Path, work: Path, sink: Sink) -> subprocess.Popen[b
         [str(python), "-m", package], cwd=work, env=env, stdout=log, stderr=log
     )
     wait_listening(port, process)
-    process.port = port  # type: ignore[attr-defined]
-    return process
+    return rooms.Server(name, port, process)
 
 
 @contextmanager
-def servers(python: Path, work: Path, sink: Sink) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    running: dict[str, subprocess.Popen[bytes]] = {}
+def servers(python: Path, work: Path, sink: Sink) -> Iterator[dict[str, rooms.Server]]:
+    running: dict[str, rooms.Server] = {}
     try:
         for name in VARIANTS:
             running[name] = start(name, python, work, sink)
         yield running
     finally:
-        for process in running.values():
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for server in running.values():
+            server.stop()
 
 
 def main() -> None:
@@ -181,18 +162,19 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
         with servers(python, work, sink) as running:
             for _ in range(args.rounds):
-                for name, process in running.items():
-                    port: int = process.port  # type: ignore[attr-defined]
-                    room_server = rooms.Server(name, port, process)
+                for name, server in running.items():
                     results["rooms"][name].append(
                         asyncio.run(
-                            rooms.cpu_per_delivery(
-                                room_server, args.members, args.messages, args.size
-                            )
+                            rooms.cpu_per_delivery(server, args.members, args.messages, args.size)
                         )
                     )
                     event_server = sse.Server(
-                        name, port, process, "/sse/stream", "/sse/events", sse._metric_clients
+                        name,
+                        server.port,
+                        server.process,
+                        "/sse/stream",
+                        "/sse/events",
+                        sse._metric_clients,
                     )
                     results["sse"][name].append(
                         asyncio.run(
