@@ -23,7 +23,7 @@ the defaults (100) are a small room, not the flattering thousand.
 
 Run:
 
-    .venv/bin/python bench/tracing.py [--members 100] [--clients 100] [--messages 300]
+    .venv/bin/python bench/tracing.py [--members 100] [--clients 100] [--messages 1500]
 """
 
 from __future__ import annotations
@@ -143,9 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100, help="room members")
     parser.add_argument("--clients", type=int, default=100, help="SSE clients")
-    parser.add_argument("--messages", type=int, default=300, help="messages and events per round")
+    parser.add_argument("--messages", type=int, default=1500, help="messages and events per round")
     parser.add_argument("--size", type=int, default=100, help="payload characters")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per server (median)")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -161,8 +161,11 @@ def main() -> None:
         python = prepare(work)
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
         with servers(python, work, sink) as running:
-            for _ in range(args.rounds):
-                for name, server in running.items():
+            order = list(running.items())
+            for round_ in range(args.rounds):
+                # Each round starts with another server: no one always runs first.
+                shift = round_ % len(order)
+                for name, server in order[shift:] + order[:shift]:
                     results["rooms"][name].append(
                         asyncio.run(
                             rooms.cpu_per_delivery(server, args.members, args.messages, args.size)
