@@ -8,6 +8,12 @@ unreachable collector from flooding the log or hanging shutdown.
 """
 
 from .config import TracingConfigError
-from .provider import Tracing, instrument_app, start_tracing
+from .provider import Tracing, instrument_app, native_telemetry_off, start_tracing
 
-__all__ = ["Tracing", "TracingConfigError", "instrument_app", "start_tracing"]
+__all__ = [
+    "Tracing",
+    "TracingConfigError",
+    "instrument_app",
+    "native_telemetry_off",
+    "start_tracing",
+]
