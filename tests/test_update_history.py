@@ -107,7 +107,7 @@ def test_update_from_release_keeps_user_edits(
     git(tmp_path, "clone", "-q", str(project), str(twin))
 
     done = subprocess.run(
-        [avanzada_bin(), "update", str(project), *(f"--add-feature={f}" for f in added)],
+        [avanzada_bin(), "update", str(project)],
         capture_output=True,
         text=True,
         check=False,
@@ -126,10 +126,20 @@ def test_update_from_release_keeps_user_edits(
     target = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
 
     # Plain copier, as a user who never installed avanzada runs it.
-    features = ANSWERS[answers_name].get("features")
-    plain = copier_update(twin, *(("--data", f"features={json.dumps(features)}") if added else ()))
+    plain = copier_update(twin)
     assert plain.returncode == 0, plain.stderr
     assert yaml.safe_load((twin / ".copier-answers.yml").read_text())["_commit"] == target
+    if added:
+        # A feature newer than the project's template: updated first, then added
+        # (an old template's render cannot take an answer it does not know).
+        commit_all(project, "updated")
+        commit_all(twin, "updated")
+        for feature in added:
+            code, out, err = invoke("update", project, f"--add-feature={feature}")
+            assert code == 0, out + err
+        features = json.dumps(ANSWERS[answers_name]["features"])
+        plain = copier_update(twin, "--data", f"features={features}")
+        assert plain.returncode == 0, plain.stderr
 
     for updated in (project, twin):
         assert_user_edits_kept(updated)
