@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from avanzada.checks import run_suite
 from avanzada.questions import load_questions
 from avanzada.store import default_store
 from avanzada.sweep import plain_copy, render_files
@@ -129,6 +130,23 @@ def test_a_switched_project_passes_its_suite(tmp_path: Path) -> None:
         "rooms", plain_copy(REPO_ROOT, tmp_path / "template"), tmp_path
     )
     result = suite_once(project)
+    assert result.ok, f"{result.step} failed after {result.seconds:.1f} s\n{result.output}"
+
+
+@pytest.mark.suite
+def test_tracing_added_by_update_traces_the_edited_project(tmp_path: Path) -> None:
+    """``--add-feature tracing`` on an edited default project: its tracing tests and mypy pass.
+
+    The project after on, off, on is a fresh render plus the user's edits (the
+    switching test), so its tracing tests, which run the rooms, SSE and task
+    traces in memory, the collector's faults and the bad-variable checks,
+    prove the added feature works with the user's code, and mypy that it types.
+    """
+    project = _SWITCHED.get("tracing") or switch_on_off_on(
+        "tracing", plain_copy(REPO_ROOT, tmp_path / "template"), tmp_path
+    )
+    assert (project / "src" / PACKAGE / "tracing" / "provider.py").is_file()
+    result = run_suite(project, mypy=True, relock=True, tests=("tests/test_tracing.py",))
     assert result.ok, f"{result.step} failed after {result.seconds:.1f} s\n{result.output}"
 
 

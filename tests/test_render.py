@@ -124,6 +124,17 @@ def test_feature_files_present_exactly_when_chosen(rendered: tuple) -> None:
     assert (package / "rooms" / "redis_bus.py").is_file() == rooms_on_redis
     assert (project / "tests" / "test_rooms.py").is_file() == rooms
     assert (project / "tests" / "test_rooms_redis.py").is_file() == rooms_on_redis
+    tracing = "tracing" in answers["features"]
+    assert (package / "tracing").is_dir() == tracing
+    assert (project / "tests" / "test_tracing.py").is_file() == tracing
+    if not tracing:
+        # Not chosen: no trace code at all, not even a disabled one on a hot path.
+        traced = [
+            str(path.relative_to(project))
+            for path in [*package.rglob("*.py"), *(project / "tests").rglob("*.py")]
+            if re.search(r"opentelemetry|traceparent|tracing", path.read_text(), re.IGNORECASE)
+        ]
+        assert not traced, f"{name}: {traced}"
     # The SIGTERM hook exists for long-lived connections; the shutdown test always.
     assert (package / "shutdown.py").is_file() == (rooms or sse)
     assert (project / "tests" / "test_shutdown.py").is_file()
@@ -136,6 +147,7 @@ def test_dependencies_follow_the_features(rendered: tuple) -> None:
     deps = " ".join(pyproject["project"]["dependencies"])
     assert "fastapi" in deps and "uvicorn" in deps and "prometheus-client" in deps
     assert ("asyncpg" in deps) == ("postgres" in answers["features"]), deps
+    assert ("opentelemetry-sdk" in deps) == ("tracing" in answers["features"]), deps
     assert ("redis" in deps) == uses_redis(answers), deps
     queue_on_redis = "queue" in answers["features"] and answers["scale_out"] == "redis"
     assert ("streaq" in deps) == queue_on_redis, deps

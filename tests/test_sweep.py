@@ -141,6 +141,9 @@ MENTIONS = {
     "postgres": re.compile(rf"Postgre|asyncpg|{PREFIX}DB_", re.IGNORECASE),
     "nginx": re.compile(r"\bnginx\b", re.IGNORECASE),
     "docker": re.compile(r"\bDocker|\bcompose\b", re.IGNORECASE),
+    "tracing": re.compile(
+        rf"OpenTelemetry|\btrac(e|es|ed|ing)\b|traceparent|OTEL_|{PREFIX}TRACING_", re.IGNORECASE
+    ),
     "redis": re.compile(rf"\bRedis\b|{PREFIX}REDIS_"),
 }
 
