@@ -60,7 +60,7 @@ import httpx
 import psutil
 from avanzada.checks import render
 from loadkit import LOAD_SETTINGS, Tally, free_port, launch, server_env
-from rooms import Member, payload
+from rooms import Member, fan_out_cpu
 from sse import open_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,20 +202,7 @@ async def room_cpu(server: Server, members: int, messages: int, size: int) -> fl
     """Server CPU microseconds per delivered room message."""
     tally = Tally()
     clients = await open_members(server.port, members, tally)
-    await asyncio.sleep(0.5)
-    publisher = clients[0]
-    before = server.cpu_seconds()
-    for n in range(messages):
-        if not await tally.reach((n - 4) * members, 60):
-            sys.exit(f"{server.name}: room deliveries stalled at {tally.total}")
-        publisher.send_text(payload(size, n))
-    if not await tally.reach(messages * members, 60):
-        sys.exit(f"{server.name}: room deliveries stalled at {tally.total}")
-    used = server.cpu_seconds() - before
-    for client in clients:
-        assert client.transport is not None
-        client.transport.abort()
-    return used / (messages * members) * 1e6
+    return await fan_out_cpu(server, list(clients), tally, messages, size)
 
 
 async def sse_cpu(server: Server, streams: int, events: int, size: int) -> float:

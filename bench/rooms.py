@@ -40,7 +40,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import psutil
 from avanzada.checks import render
@@ -243,6 +243,14 @@ async def open_members(port: int, room: str, count: int, tally: Tally) -> list[M
 # Servers
 
 
+class CpuMeasured(Protocol):
+    """A benchmarked server: its name and the CPU its process has used."""
+
+    name: str
+
+    def cpu_seconds(self) -> float: ...
+
+
 @dataclass
 class Server:
     name: str
@@ -309,6 +317,17 @@ async def cpu_per_delivery(server: Server, members: int, messages: int, size: in
     """Server CPU microseconds per delivered message, with a window of 4 messages in flight."""
     tally = Tally()
     clients = await open_members(server.port, "bench", members, tally)
+    return await fan_out_cpu(server, clients, tally, messages, size)
+
+
+async def fan_out_cpu(
+    server: CpuMeasured, clients: list[Member], tally: Tally, messages: int, size: int
+) -> float:
+    """Server CPU microseconds per message the first of ``clients`` sends to all of them.
+
+    At most 4 messages in flight; the clients are aborted afterwards.
+    """
+    members = len(clients)
     await asyncio.sleep(0.5)
     publisher = clients[0]
     before = server.cpu_seconds()
