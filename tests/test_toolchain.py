@@ -116,6 +116,8 @@ def test_justfile_has_the_tasks_the_features_need(rendered: tuple) -> None:
         expected.add("worker")
     if "docker" in answers["features"]:
         expected.add("up")
+    if {"rooms", "sse"} & set(answers["features"]):
+        expected.add("bench-realtime")
     assert set(done.stdout.split()) == expected, name
     for recipe in sorted(expected - {"default"}):
         dry = run(BIN / "just", "--dry-run", recipe, cwd=project)
