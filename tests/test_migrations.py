@@ -34,7 +34,7 @@ def next_release(dest: Path, version: str) -> Path:
     """The working tree's template with a renamed file, a renamed answer and its migration."""
     root = plain_copy(REPO_ROOT, dest)
     package = next((root / "template" / "src").iterdir())
-    (package / "log_config.py").rename(package / "logging_setup.py")
+    (package / "log_config.py.jinja").rename(package / "logging_setup.py.jinja")
     for path in [root / "copier.yml", *(root / "template").rglob("*")]:
         if not path.is_file():
             continue
